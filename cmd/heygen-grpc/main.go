@@ -1,0 +1,130 @@
+// Command heygen-grpc serves heygen.v1.AvatarsService: a gRPC gateway that
+// lets internal services use HeyGen's avatar API without holding its key.
+//
+// Run `heygen-grpc -demo` to serve a built-in fake HeyGen with a sample
+// catalogue (no key, no network), or set HEYGEN_API_KEY to serve the real
+// one. `heygen-grpc -h` lists every setting.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/heygen-grpc/heygen-grpc/heygen"
+	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	var cerr *configError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+	case errors.As(err, &cerr):
+		fmt.Fprintln(os.Stderr, "heygen-grpc: "+err.Error())
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "heygen-grpc: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+// demoAPIKey is the key the built-in fake accepts: not a secret.
+const demoAPIKey = "demo-key-not-secret"
+
+// run is the whole program, testable: it serves until ctx is done, then
+// shuts down gracefully and returns nil.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	apiKey, baseURL := cfg.apiKey, cfg.baseURL
+	if cfg.demo {
+		fake, err := heygentest.NewServer(heygentest.Options{APIKey: demoAPIKey, Catalogue: heygentest.DemoCatalogue()})
+		if err != nil {
+			return fmt.Errorf("start the demo HeyGen: %w", err)
+		}
+		defer func() { _ = fake.Close() }()
+		apiKey, baseURL = demoAPIKey, fake.URL()
+		log.Info("demo mode: serving a built-in fake HeyGen with a sample catalogue; HEYGEN_API_KEY and HEYGEN_BASE_URL are ignored",
+			"fake_heygen_url", baseURL)
+	}
+
+	client, err := heygen.New(heygen.Options{
+		BaseURL: baseURL,
+		APIKey:  apiKey,
+		Retry: heygen.RetryPolicy{
+			MaxAttempts:    cfg.retryAttempts,
+			BaseDelay:      cfg.retryBaseDelay,
+			MaxDelay:       cfg.retryMaxDelay,
+			AttemptTimeout: cfg.attemptTimeout,
+		},
+		MaxResponseBytes: cfg.maxResponseBytes,
+		Logger:           log,
+	})
+	if err != nil {
+		return &configError{msg: err.Error()}
+	}
+	srv, err := server.New(server.Options{
+		Client:                client,
+		Logger:                log,
+		Reflection:            cfg.reflection,
+		ProbeInterval:         cfg.probeInterval,
+		ProbeTimeout:          cfg.probeTimeout,
+		ProbeFailureThreshold: cfg.probeFailures,
+		DefaultTimeout:        cfg.rpcTimeout,
+	})
+	if err != nil {
+		return err
+	}
+
+	lis, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another process using the port? set -addr or GRPC_ADDR)", cfg.addr, err)
+	}
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	go srv.RunHealthProbe(probeCtx)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(lis) }()
+	log.Info("serving heygen.v1.AvatarsService", "addr", lis.Addr().String(), "demo", cfg.demo,
+		"reflection", cfg.reflection, "heygen_base_url", baseURL)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: health is NOT_SERVING, finishing calls in flight",
+		"drain_delay", cfg.drainDelay, "timeout", cfg.shutdownTimeout)
+	stopProbe()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainDelay+cfg.shutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	graceful := srv.Shutdown(sctx, cfg.drainDelay)
+	<-serveErr
+	log.Info("stopped", "graceful", graceful, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

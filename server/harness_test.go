@@ -1,0 +1,190 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/prototext"
+
+	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
+	"github.com/heygen-grpc/heygen-grpc/heygen"
+	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/server"
+)
+
+// canaryKey is the API key every test uses: recognisable, so a test can
+// prove it never shows up anywhere but the X-Api-Key header.
+const canaryKey = "sk-CANARY-7c1e9f4b2d-heygen-grpc-must-never-log-this"
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type harness struct {
+	fake    *heygentest.Server
+	srv     *server.Server
+	conn    *grpc.ClientConn
+	avatars heygenv1.AvatarsServiceClient
+	health  healthpb.HealthClient
+	logs    *syncBuffer
+	cat     heygentest.Catalogue
+}
+
+type setupOptions struct {
+	retry      heygen.RetryPolicy
+	maxBytes   int64
+	// noKeepAlives gives every HTTP attempt its own connection, so Go's
+	// transport cannot silently resend a request after a reset and the
+	// fake's request count is exactly our attempt count.
+	noKeepAlives bool
+	probe      time.Duration
+	threshold  int
+	reflection bool
+	register   func(*grpc.Server)
+	catalogue  *heygentest.Catalogue
+}
+
+// setup starts the fake HeyGen (with the canary key), the gateway on a
+// real loopback TCP port, and a gRPC client connection. At cleanup it
+// fails the test if the canary key appears in any log line.
+func setup(t *testing.T, o setupOptions) *harness {
+	t.Helper()
+	cat := heygentest.DemoCatalogue()
+	if o.catalogue != nil {
+		cat = *o.catalogue
+	}
+	fake, err := heygentest.NewServer(heygentest.Options{APIKey: canaryKey, Catalogue: cat})
+	if err != nil {
+		t.Fatalf("start fake HeyGen: %v", err)
+	}
+	t.Cleanup(func() { _ = fake.Close() })
+
+	if o.retry.BaseDelay == 0 {
+		o.retry.BaseDelay = time.Millisecond
+	}
+	if o.retry.MaxDelay == 0 {
+		o.retry.MaxDelay = 2 * time.Second
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts := heygen.Options{BaseURL: fake.URL(), APIKey: canaryKey, Retry: o.retry, MaxResponseBytes: o.maxBytes, Logger: log}
+	if o.noKeepAlives {
+		tr := heygen.NewTransport()
+		tr.DisableKeepAlives = true
+		opts.Transport = tr
+	}
+	client, err := heygen.New(opts)
+	if err != nil {
+		t.Fatalf("heygen.New: %v", err)
+	}
+	if o.probe == 0 {
+		o.probe = time.Hour
+	}
+	srv, err := server.New(server.Options{
+		Client:                client,
+		Logger:                log,
+		Reflection:            o.reflection,
+		ProbeInterval:         o.probe,
+		ProbeTimeout:          2 * time.Second,
+		ProbeFailureThreshold: o.threshold,
+	})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	if o.register != nil {
+		o.register(srv.GRPCServer())
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("grpc.NewClient: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	h := &harness{fake: fake, srv: srv, conn: conn, logs: logs, cat: cat,
+		avatars: heygenv1.NewAvatarsServiceClient(conn), health: healthpb.NewHealthClient(conn)}
+	t.Cleanup(func() { assertNoCanary(t, "server logs", logs.String()) })
+	return h
+}
+
+func assertNoCanary(t *testing.T, where, s string) {
+	t.Helper()
+	// Also look for a fragment, in case something truncates or splits it.
+	if strings.Contains(s, canaryKey) || strings.Contains(s, canaryKey[:20]) {
+		t.Errorf("the API key appears in %s", where)
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// statusParts splits an RPC error into its status, ErrorInfo, BadRequest
+// and RetryInfo, failing the test unless there is exactly one ErrorInfo
+// and no trace of the API key.
+func statusParts(t *testing.T, err error) (*status.Status, *errdetails.ErrorInfo, *errdetails.BadRequest, *errdetails.RetryInfo) {
+	t.Helper()
+	st, ok := status.FromError(err)
+	if !ok || err == nil {
+		t.Fatalf("want a status error, got %v", err)
+	}
+	if st.Code() == codes.Unknown {
+		t.Errorf("got UNKNOWN: %v", err)
+	}
+	var (
+		info  *errdetails.ErrorInfo
+		br    *errdetails.BadRequest
+		retry *errdetails.RetryInfo
+		infos int
+	)
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			info = d
+			infos++
+		case *errdetails.BadRequest:
+			br = d
+		case *errdetails.RetryInfo:
+			retry = d
+		}
+	}
+	if infos != 1 {
+		t.Errorf("status %v has %d ErrorInfo details, want exactly 1", st.Code(), infos)
+	}
+	assertNoCanary(t, "a status", st.Message()+prototext.Format(st.Proto()))
+	return st, info, br, retry
+}

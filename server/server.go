@@ -1,0 +1,152 @@
+// Package server implements heygen.v1.AvatarsService on the HeyGen REST
+// client, with standard health checking, reflection and the interceptors
+// a production gRPC server needs (logging, recovery, error mapping).
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
+	"github.com/heygen-grpc/heygen-grpc/heygen"
+)
+
+// Options configures [New].
+type Options struct {
+	// Client calls HeyGen. Required.
+	Client *heygen.Client
+	// Logger receives one line per RPC and the server's own events
+	// (default: discard).
+	Logger *slog.Logger
+	// Reflection registers the server reflection service (v1 and v1alpha).
+	Reflection bool
+	// ProbeInterval is how often HeyGen's health is probed (default 30s).
+	ProbeInterval time.Duration
+	// ProbeTimeout bounds one probe (default 10s).
+	ProbeTimeout time.Duration
+	// ProbeFailureThreshold is how many consecutive probes must fail to
+	// reach HeyGen before AvatarsService goes NOT_SERVING (default 3).
+	ProbeFailureThreshold int
+	// DefaultTimeout bounds calls that arrive without a deadline (default 30s).
+	DefaultTimeout time.Duration
+	// ServerOptions are appended to the gRPC server's options.
+	ServerOptions []grpc.ServerOption
+}
+
+// Server is the gateway's gRPC server.
+type Server struct {
+	grpc   *grpc.Server
+	health *health.Server
+	prober *prober
+	log    *slog.Logger
+}
+
+// New builds the server; it serves nothing until [Server.Serve].
+func New(opts Options) (*Server, error) {
+	if opts.Client == nil {
+		return nil, errors.New("server: a HeyGen client is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = 30 * time.Second
+	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = 10 * time.Second
+	}
+	if opts.ProbeFailureThreshold <= 0 {
+		opts.ProbeFailureThreshold = 3
+	}
+	if opts.DefaultTimeout <= 0 {
+		opts.DefaultTimeout = 30 * time.Second
+	}
+	unary, stream := interceptorChain(opts.Logger, opts.DefaultTimeout)
+	gs := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	}, opts.ServerOptions...)...)
+
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(AvatarsServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthgrpc.RegisterHealthServer(gs, hs)
+	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{client: opts.Client})
+	if opts.Reflection {
+		reflection.Register(gs)
+	}
+	return &Server{
+		grpc:   gs,
+		health: hs,
+		log:    opts.Logger,
+		prober: &prober{
+			client:    opts.Client,
+			health:    hs,
+			log:       opts.Logger,
+			interval:  opts.ProbeInterval,
+			timeout:   opts.ProbeTimeout,
+			threshold: opts.ProbeFailureThreshold,
+			last:      healthpb.HealthCheckResponse_SERVING,
+		},
+	}, nil
+}
+
+// GRPCServer returns the underlying server, to register more services.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// RunHealthProbe probes HeyGen at once and then every ProbeInterval until
+// ctx is done; run it in its own goroutine.
+func (s *Server) RunHealthProbe(ctx context.Context) { s.prober.run(ctx) }
+
+// Serve accepts connections on lis until [Server.Shutdown] or
+// [Server.Stop]. It returns nil after a shutdown.
+func (s *Server) Serve(lis net.Listener) error {
+	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops serving gracefully: every health status goes NOT_SERVING
+// (so load balancers and probes stop sending work), then after drainDelay
+// the server stops accepting calls and waits for those in flight, until
+// ctx is done, when the remaining calls are cancelled. It reports whether
+// the stop was graceful.
+func (s *Server) Shutdown(ctx context.Context, drainDelay time.Duration) bool {
+	s.health.Shutdown()
+	if drainDelay > 0 {
+		s.log.InfoContext(ctx, "draining before shutdown", "drain_delay", drainDelay)
+		t := time.NewTimer(drainDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		s.log.WarnContext(context.WithoutCancel(ctx), "graceful stop timed out; cancelling the calls still in flight")
+		s.grpc.Stop()
+		<-done
+		return false
+	}
+}
+
+// Stop stops the server at once, cancelling calls in flight.
+func (s *Server) Stop() { s.grpc.Stop() }
