@@ -188,3 +188,8 @@ func statusParts(t *testing.T, err error) (*status.Status, *errdetails.ErrorInfo
 	assertNoCanary(t, "a status", st.Message()+prototext.Format(st.Proto()))
 	return st, info, br, retry
 }
+
+func statusFromErr(err error) (codes.Code, string) {
+	st, _ := status.FromError(err)
+	return st.Code(), st.Message()
+}
