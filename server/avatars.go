@@ -21,22 +21,31 @@ const (
 // errors, which the error interceptor turns into statuses (see toStatus).
 type avatarsServer struct {
 	heygenv1.UnimplementedAvatarsServiceServer
-	client *heygen.Client
+	client    *heygen.Client
+	catalogue *Catalogue // nil: pass every call through to HeyGen
 }
 
 var _ heygenv1.AvatarsServiceServer = (*avatarsServer)(nil)
 
 // pageSize applies AIP-158 to a requested page size.
-func pageSize(n int32) (int, error) {
+func pageSize(n int32, maxSize int) (int, error) {
 	switch {
 	case n < 0:
 		return 0, invalidField("page_size", "must not be negative")
 	case n == 0:
 		return DefaultPageSize, nil
-	case n > MaxPageSize:
-		return MaxPageSize, nil
+	case int(n) > maxSize:
+		return maxSize, nil
 	}
 	return int(n), nil
+}
+
+// maxPageSize is the catalogue's larger maximum, or HeyGen's.
+func (s *avatarsServer) maxPageSize() int {
+	if s.catalogue != nil {
+		return MaxCataloguePageSize
+	}
+	return MaxPageSize
 }
 
 func checkID(field, id string) error {
@@ -80,7 +89,7 @@ func nextPageToken(next string, kind byte, filters uint64) string {
 
 // ListAvatars lists one page of looks.
 func (s *avatarsServer) ListAvatars(ctx context.Context, req *heygenv1.ListAvatarsRequest) (*heygenv1.ListAvatarsResponse, error) {
-	size, err := pageSize(req.GetPageSize())
+	size, err := pageSize(req.GetPageSize(), s.maxPageSize())
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +104,22 @@ func (s *avatarsServer) ListAvatars(ctx context.Context, req *heygenv1.ListAvata
 	if err := checkEnum("ownership", req.GetOwnership(), heygenv1.Ownership_name); err != nil {
 		return nil, err
 	}
+	if err := checkEnum("preferred_orientation", req.GetPreferredOrientation(), heygenv1.Orientation_name); err != nil {
+		return nil, err
+	}
+	if err := checkFilterText(map[string]string{"query": req.GetQuery(), "gender": req.GetGender(),
+		"supported_engine": req.GetSupportedEngine(), "tag": req.GetTag()}); err != nil {
+		return nil, err
+	}
+	if s.catalogue != nil {
+		return s.listAvatarsFromCatalogue(ctx, req, size)
+	}
+	if err := catalogueOnly(map[string]bool{"query": req.GetQuery() != "", "gender": req.GetGender() != "",
+		"supported_engine": req.GetSupportedEngine() != "", "preferred_orientation": req.GetPreferredOrientation() != 0,
+		"tag": req.GetTag() != ""}); err != nil {
+		return nil, err
+	}
+	s.setSource(ctx, SourceHeyGen, nil)
 	filters := filterFingerprint(fmt.Sprintf("avatars\x00%s\x00%d\x00%d", req.GetGroupId(), req.GetAvatarType(), req.GetOwnership()))
 	token, err := upstreamToken(req.GetPageToken(), listAvatars, filters)
 	if err != nil {
@@ -115,7 +140,9 @@ func (s *avatarsServer) ListAvatars(ctx context.Context, req *heygenv1.ListAvata
 		NextPageToken: nextPageToken(page.NextToken, listAvatars, filters),
 	}
 	for i := range page.Looks {
-		resp.Avatars = append(resp.Avatars, avatarFromLook(&page.Looks[i]))
+		a := avatarFromLook(&page.Looks[i])
+		a.Ownership = req.GetOwnership()
+		resp.Avatars = append(resp.Avatars, a)
 	}
 	return resp, nil
 }
@@ -125,6 +152,15 @@ func (s *avatarsServer) GetAvatar(ctx context.Context, req *heygenv1.GetAvatarRe
 	if err := checkID("avatar_id", req.GetAvatarId()); err != nil {
 		return nil, err
 	}
+	if s.catalogue != nil {
+		a, src, snap, err := s.catalogue.avatar(ctx, req.GetAvatarId())
+		if err != nil {
+			return nil, fmt.Errorf("get avatar: %w", err)
+		}
+		s.setSource(ctx, src, snap)
+		return &heygenv1.GetAvatarResponse{Avatar: a}, nil
+	}
+	s.setSource(ctx, SourceHeyGen, nil)
 	look, err := s.client.Avatars.GetLook(ctx, req.GetAvatarId())
 	if err != nil {
 		return nil, fmt.Errorf("get avatar: %w", err)
@@ -134,13 +170,23 @@ func (s *avatarsServer) GetAvatar(ctx context.Context, req *heygenv1.GetAvatarRe
 
 // ListAvatarGroups lists one page of groups.
 func (s *avatarsServer) ListAvatarGroups(ctx context.Context, req *heygenv1.ListAvatarGroupsRequest) (*heygenv1.ListAvatarGroupsResponse, error) {
-	size, err := pageSize(req.GetPageSize())
+	size, err := pageSize(req.GetPageSize(), s.maxPageSize())
 	if err != nil {
 		return nil, err
 	}
 	if err := checkEnum("ownership", req.GetOwnership(), heygenv1.Ownership_name); err != nil {
 		return nil, err
 	}
+	if err := checkFilterText(map[string]string{"query": req.GetQuery(), "gender": req.GetGender()}); err != nil {
+		return nil, err
+	}
+	if s.catalogue != nil {
+		return s.listGroupsFromCatalogue(ctx, req, size)
+	}
+	if err := catalogueOnly(map[string]bool{"query": req.GetQuery() != "", "gender": req.GetGender() != ""}); err != nil {
+		return nil, err
+	}
+	s.setSource(ctx, SourceHeyGen, nil)
 	filters := filterFingerprint(fmt.Sprintf("groups\x00%d", req.GetOwnership()))
 	token, err := upstreamToken(req.GetPageToken(), listAvatarGroups, filters)
 	if err != nil {
@@ -159,7 +205,9 @@ func (s *avatarsServer) ListAvatarGroups(ctx context.Context, req *heygenv1.List
 		NextPageToken: nextPageToken(page.NextToken, listAvatarGroups, filters),
 	}
 	for i := range page.Groups {
-		resp.AvatarGroups = append(resp.AvatarGroups, avatarGroupFromGroup(&page.Groups[i]))
+		g := avatarGroupFromGroup(&page.Groups[i])
+		g.Ownership = req.GetOwnership()
+		resp.AvatarGroups = append(resp.AvatarGroups, g)
 	}
 	return resp, nil
 }
@@ -172,6 +220,15 @@ func (s *avatarsServer) GetAvatarGroup(ctx context.Context, req *heygenv1.GetAva
 	if req.GetGroupId() == "looks" {
 		return nil, invalidField("group_id", `"looks" is not a group id`)
 	}
+	if s.catalogue != nil {
+		g, src, snap, err := s.catalogue.group(ctx, req.GetGroupId())
+		if err != nil {
+			return nil, fmt.Errorf("get avatar group: %w", err)
+		}
+		s.setSource(ctx, src, snap)
+		return &heygenv1.GetAvatarGroupResponse{AvatarGroup: g}, nil
+	}
+	s.setSource(ctx, SourceHeyGen, nil)
 	g, err := s.client.Avatars.GetGroup(ctx, req.GetGroupId())
 	if err != nil {
 		return nil, fmt.Errorf("get avatar group: %w", err)

@@ -54,20 +54,49 @@ type harness struct {
 	health  healthpb.HealthClient
 	logs    *syncBuffer
 	cat     heygentest.Catalogue
+	catalog *server.Catalogue
 }
 
 type setupOptions struct {
-	retry      heygen.RetryPolicy
-	maxBytes   int64
+	retry    heygen.RetryPolicy
+	maxBytes int64
 	// noKeepAlives gives every HTTP attempt its own connection, so Go's
 	// transport cannot silently resend a request after a reset and the
 	// fake's request count is exactly our attempt count.
 	noKeepAlives bool
-	probe      time.Duration
-	threshold  int
-	reflection bool
-	register   func(*grpc.Server)
-	catalogue  *heygentest.Catalogue
+	probe        time.Duration
+	threshold    int
+	reflection   bool
+	register     func(*grpc.Server)
+	catalogue    *heygentest.Catalogue
+	// withCatalogue serves from a server.Catalogue (not started: the first
+	// read crawls; tests call Refresh), using clock.
+	withCatalogue bool
+	clock         *fakeClock
+	refresh       time.Duration
+	maxStaleness  time.Duration
+}
+
+// fakeClock is a settable clock for ageing catalogue snapshots.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
+
+// Now returns the clock's time.
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // setup starts the fake HeyGen (with the canary key), the gateway on a
@@ -106,7 +135,19 @@ func setup(t *testing.T, o setupOptions) *harness {
 	if o.probe == 0 {
 		o.probe = time.Hour
 	}
+	var catalog *server.Catalogue
+	if o.withCatalogue {
+		if o.clock == nil {
+			o.clock = newFakeClock()
+		}
+		catalog, err = server.NewCatalogue(server.CatalogueOptions{Client: client, Logger: log, Now: o.clock.Now,
+			RefreshInterval: o.refresh, MaxStaleness: o.maxStaleness})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv, err := server.New(server.Options{
+		Catalogue:             catalog,
 		Client:                client,
 		Logger:                log,
 		Reflection:            o.reflection,
@@ -132,7 +173,7 @@ func setup(t *testing.T, o setupOptions) *harness {
 		t.Fatalf("grpc.NewClient: %v", err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	h := &harness{fake: fake, srv: srv, conn: conn, logs: logs, cat: cat,
+	h := &harness{fake: fake, srv: srv, conn: conn, logs: logs, cat: cat, catalog: catalog,
 		avatars: heygenv1.NewAvatarsServiceClient(conn), health: healthpb.NewHealthClient(conn)}
 	t.Cleanup(func() { assertNoCanary(t, "server logs", logs.String()) })
 	return h

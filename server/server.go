@@ -38,9 +38,17 @@ type Options struct {
 	ProbeFailureThreshold int
 	// DefaultTimeout bounds calls that arrive without a deadline (default 30s).
 	DefaultTimeout time.Duration
+	// Catalogue, when set, answers list and get calls from memory (see
+	// [NewCatalogue]); nil passes every call through to HeyGen. Run it with
+	// [Catalogue.Run].
+	Catalogue *Catalogue
 	// ServerOptions are appended to the gRPC server's options.
 	ServerOptions []grpc.ServerOption
 }
+
+// CatalogueHealthName is the health service name that reports the
+// catalogue: SERVING while it holds a snapshot within its maximum staleness.
+const CatalogueHealthName = "heygen-grpc.catalogue"
 
 // Server is the gateway's gRPC server.
 type Server struct {
@@ -80,7 +88,19 @@ func New(opts Options) (*Server, error) {
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(AvatarsServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthgrpc.RegisterHealthServer(gs, hs)
-	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{client: opts.Client})
+	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{client: opts.Client, catalogue: opts.Catalogue})
+	if c := opts.Catalogue; c != nil {
+		// The catalogue's own health: SERVING while it has a snapshot within
+		// the maximum staleness.
+		hs.SetServingStatus(CatalogueHealthName, healthpb.HealthCheckResponse_NOT_SERVING)
+		c.hooks = append(c.hooks, func(_ error, snap *Snapshot) {
+			st := healthpb.HealthCheckResponse_NOT_SERVING
+			if c.usable(snap) {
+				st = healthpb.HealthCheckResponse_SERVING
+			}
+			hs.SetServingStatus(CatalogueHealthName, st)
+		})
+	}
 	if opts.Reflection {
 		reflection.Register(gs)
 	}

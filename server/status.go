@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -32,6 +33,11 @@ const (
 	ReasonCancelled = "CANCELLED"
 	// ReasonInternal: the gateway itself failed (a bug; see its logs).
 	ReasonInternal = "INTERNAL"
+	// ReasonCatalogueDisabled: a filter needs the catalogue, which is off.
+	ReasonCatalogueDisabled = "CATALOGUE_DISABLED"
+	// ReasonCatalogueStale: the catalogue is past its maximum staleness and
+	// no HeyGen error explains why.
+	ReasonCatalogueStale = "CATALOGUE_STALE"
 )
 
 // reasonOf maps each HeyGen failure kind to its gRPC code and ErrorInfo
@@ -91,9 +97,11 @@ func toStatus(err error) error {
 		return nil
 	}
 	var (
-		reqErr *requestError
-		valErr *heygen.ValidationError
-		hgErr  *heygen.Error
+		reqErr   *requestError
+		valErr   *heygen.ValidationError
+		hgErr    *heygen.Error
+		offErr   *catalogueDisabledError
+		staleErr *staleError
 	)
 	switch {
 	case errors.As(err, &reqErr):
@@ -105,8 +113,14 @@ func toStatus(err error) error {
 			gatewayInfo(ReasonDeadlineExceeded, nil))
 	case errors.Is(err, context.Canceled):
 		return withDetails(status.New(codes.Canceled, "the call was cancelled"), gatewayInfo(ReasonCancelled, nil))
+	case errors.As(err, &offErr):
+		return withDetails(status.New(codes.FailedPrecondition, offErr.Error()),
+			gatewayInfo(ReasonCatalogueDisabled, map[string]string{"fields": strings.Join(offErr.fields, ",")}))
 	case errors.As(err, &hgErr):
 		return heygenStatus(hgErr)
+	case errors.As(err, &staleErr):
+		return withDetails(status.New(codes.Unavailable, "the avatar catalogue is too old to serve and refreshing it keeps failing; retry later"),
+			gatewayInfo(ReasonCatalogueStale, nil))
 	}
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown && st.Code() != codes.OK {
 		return err // already a status from grpc-go itself

@@ -16,6 +16,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/heygen-grpc/heygen-grpc/heygen"
+	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
 // config is everything the binary can be told. Every setting is a flag
@@ -42,6 +43,10 @@ type config struct {
 	reflection       bool
 	drainDelay       time.Duration
 	shutdownTimeout  time.Duration
+	catalogue        bool
+	catalogueRefresh time.Duration
+	catalogueMaxAge  time.Duration
+	catalogueTimeout time.Duration
 }
 
 // configError is a bad setting: the binary prints it on one line and exits 2.
@@ -145,6 +150,10 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	str(&c.logFormat, "log-format", "LOG_FORMAT", "json", "log format: json or text")
 	boolean(&c.reflection, "reflection", "GRPC_REFLECTION", true, "serve gRPC server reflection (v1 and v1alpha)")
 	dur(&c.drainDelay, "shutdown-drain-delay", "SHUTDOWN_DRAIN_DELAY", 0, "on SIGTERM, wait this long after health goes NOT_SERVING before refusing new calls")
+	boolean(&c.catalogue, "catalogue", "CATALOGUE_ENABLED", true, "answer list and get calls from an in-memory catalogue refreshed in the background; false passes every call through to HeyGen")
+	dur(&c.catalogueRefresh, "catalogue-refresh-interval", "CATALOGUE_REFRESH_INTERVAL", server.DefaultRefreshInterval, "time between catalogue crawls (±10% jitter)")
+	dur(&c.catalogueMaxAge, "catalogue-max-staleness", "CATALOGUE_MAX_STALENESS", server.DefaultMaxStaleness, "how long the last good catalogue keeps serving while refreshes fail")
+	dur(&c.catalogueTimeout, "catalogue-crawl-timeout", "CATALOGUE_CRAWL_TIMEOUT", server.DefaultCrawlTimeout, "timeout of one whole catalogue crawl")
 	dur(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long graceful stop waits for calls in flight before cancelling them")
 
 	if err := fs.Parse(args); err != nil {
@@ -194,6 +203,8 @@ func (c *config) validate() error {
 		{"-heygen-retry-base-delay", c.retryBaseDelay}, {"-heygen-retry-max-delay", c.retryMaxDelay},
 		{"-health-probe-interval", c.probeInterval}, {"-health-probe-timeout", c.probeTimeout},
 		{"-shutdown-timeout", c.shutdownTimeout},
+		{"-catalogue-refresh-interval", c.catalogueRefresh}, {"-catalogue-max-staleness", c.catalogueMaxAge},
+		{"-catalogue-crawl-timeout", c.catalogueTimeout},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {

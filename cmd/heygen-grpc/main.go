@@ -78,7 +78,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
+	var catalogue *server.Catalogue
+	if cfg.catalogue {
+		catalogue, err = server.NewCatalogue(server.CatalogueOptions{
+			Client:          client,
+			Logger:          log,
+			RefreshInterval: cfg.catalogueRefresh,
+			MaxStaleness:    cfg.catalogueMaxAge,
+			CrawlTimeout:    cfg.catalogueTimeout,
+		})
+		if err != nil {
+			return err
+		}
+	}
 	srv, err := server.New(server.Options{
+		Catalogue:             catalogue,
 		Client:                client,
 		Logger:                log,
 		Reflection:            cfg.reflection,
@@ -98,11 +112,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	defer stopProbe()
 	go srv.RunHealthProbe(probeCtx)
+	if catalogue != nil {
+		go catalogue.Run(probeCtx)
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 	log.Info("serving heygen.v1.AvatarsService", "addr", lis.Addr().String(), "demo", cfg.demo,
-		"reflection", cfg.reflection, "heygen_base_url", baseURL)
+		"reflection", cfg.reflection, "catalogue", cfg.catalogue, "heygen_base_url", baseURL)
 
 	select {
 	case err := <-serveErr:

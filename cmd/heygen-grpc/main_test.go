@@ -15,8 +15,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
@@ -169,7 +172,9 @@ func startRun(t *testing.T, args []string, environ map[string]string) (addr stri
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &lineWriter{lines: make(chan map[string]any, 1000)}
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), env(environ), io.Discard, logs) }()
+	go func() {
+		errc <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), env(environ), io.Discard, logs)
+	}()
 	timeout := time.After(10 * time.Second)
 	for addr == "" {
 		select {
@@ -294,5 +299,29 @@ func TestListenErrorIsClear(t *testing.T) {
 	err := run(context.Background(), []string{"-demo", "-addr", "256.0.0.1:1"}, env(nil), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "listen on 256.0.0.1:1") {
 		t.Fatalf("got %v, want a listen error naming the address", err)
+	}
+}
+
+func TestCatalogueSwitch(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		args := []string{"-demo"}
+		if !on {
+			args = append(args, "-catalogue=false")
+		}
+		addr, _, _, _ := startRun(t, args, nil)
+		c := heygenv1.NewAvatarsServiceClient(dial(t, addr))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var md metadata.MD
+		resp, err := c.ListAvatars(ctx, &heygenv1.ListAvatarsRequest{Query: "zoe"}, grpc.Header(&md))
+		cancel()
+		if on {
+			if err != nil || len(resp.GetAvatars()) == 0 || md.Get("x-heygen-source")[0] != "catalogue-fresh" {
+				t.Fatalf("catalogue on: %v, %d avatars, source %v", err, len(resp.GetAvatars()), md.Get("x-heygen-source"))
+			}
+			continue
+		}
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("catalogue off, query filter: got %v, want FAILED_PRECONDITION", err)
+		}
 	}
 }

@@ -371,7 +371,11 @@ type Avatar struct {
 	// Why training failed, when status is AVATAR_STATUS_FAILED.
 	Error *AvatarError `protobuf:"bytes,18,opt,name=error,proto3" json:"error,omitempty"`
 	// When the avatar was created, when HeyGen reports it.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Whether the avatar is public or the account's own. Known when the answer
+	// came from the gateway's catalogue or the request filtered by ownership;
+	// OWNERSHIP_UNSPECIFIED otherwise (HeyGen does not report it per item).
+	Ownership     Ownership `protobuf:"varint,20,opt,name=ownership,proto3,enum=heygen.v1.Ownership" json:"ownership,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -539,6 +543,13 @@ func (x *Avatar) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Avatar) GetOwnership() Ownership {
+	if x != nil {
+		return x.Ownership
+	}
+	return Ownership_OWNERSHIP_UNSPECIFIED
+}
+
 // AvatarGroup is a person or character; each has one or more avatars (looks).
 //
 // Fields HeyGen sent as absent or null stay unset.
@@ -568,7 +579,11 @@ type AvatarGroup struct {
 	// HeyGen's status value verbatim; unset when HeyGen sent none.
 	StatusRaw *string `protobuf:"bytes,11,opt,name=status_raw,json=statusRaw,proto3,oneof" json:"status_raw,omitempty"`
 	// Why training failed, when status is AVATAR_STATUS_FAILED.
-	Error         *AvatarError `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	Error *AvatarError `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
+	// Whether the group is public or the account's own. Known when the answer
+	// came from the gateway's catalogue or the request filtered by ownership;
+	// OWNERSHIP_UNSPECIFIED otherwise.
+	Ownership     Ownership `protobuf:"varint,13,opt,name=ownership,proto3,enum=heygen.v1.Ownership" json:"ownership,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -687,12 +702,26 @@ func (x *AvatarGroup) GetError() *AvatarError {
 	return nil
 }
 
+func (x *AvatarGroup) GetOwnership() Ownership {
+	if x != nil {
+		return x.Ownership
+	}
+	return Ownership_OWNERSHIP_UNSPECIFIED
+}
+
 // ListAvatarsRequest selects a page of avatars. Filters combine with AND.
+//
+// When the gateway serves from its catalogue (the default), avatars are
+// ordered by id (ascending byte order) and every filter is available. With
+// the catalogue switched off, requests pass through to HeyGen in HeyGen's
+// order, and the filters HeyGen lacks (query, gender, supported_engine,
+// preferred_orientation, tag) are refused with FAILED_PRECONDITION.
 type ListAvatarsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Maximum number of avatars to return. 0 means the default (20); values
-	// above the maximum (50) are coerced to it; negative values are
-	// INVALID_ARGUMENT. A page may hold fewer items even when more follow.
+	// above the maximum (500 from the catalogue, 50 when passing through to
+	// HeyGen) are coerced to it; negative values are INVALID_ARGUMENT. A page
+	// may hold fewer items even when more follow.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of a previous response, to get the next page; empty
 	// for the first page. Must be used with the same filters it was issued
@@ -703,7 +732,17 @@ type ListAvatarsRequest struct {
 	// Only avatars of this type, unless AVATAR_TYPE_UNSPECIFIED.
 	AvatarType AvatarType `protobuf:"varint,4,opt,name=avatar_type,json=avatarType,proto3,enum=heygen.v1.AvatarType" json:"avatar_type,omitempty"`
 	// Only public or only private avatars, unless OWNERSHIP_UNSPECIFIED.
-	Ownership     Ownership `protobuf:"varint,5,opt,name=ownership,proto3,enum=heygen.v1.Ownership" json:"ownership,omitempty"`
+	Ownership Ownership `protobuf:"varint,5,opt,name=ownership,proto3,enum=heygen.v1.Ownership" json:"ownership,omitempty"`
+	// Only avatars whose name or id contains this text, ignoring case.
+	Query string `protobuf:"bytes,6,opt,name=query,proto3" json:"query,omitempty"`
+	// Only avatars of this gender (for example "female"), ignoring case.
+	Gender string `protobuf:"bytes,7,opt,name=gender,proto3" json:"gender,omitempty"`
+	// Only avatars that this HeyGen engine can animate (for example "avatar_iv").
+	SupportedEngine string `protobuf:"bytes,8,opt,name=supported_engine,json=supportedEngine,proto3" json:"supported_engine,omitempty"`
+	// Only avatars with this preferred orientation, unless ORIENTATION_UNSPECIFIED.
+	PreferredOrientation Orientation `protobuf:"varint,9,opt,name=preferred_orientation,json=preferredOrientation,proto3,enum=heygen.v1.Orientation" json:"preferred_orientation,omitempty"`
+	// Only avatars carrying this tag, ignoring case.
+	Tag           string `protobuf:"bytes,10,opt,name=tag,proto3" json:"tag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -773,10 +812,45 @@ func (x *ListAvatarsRequest) GetOwnership() Ownership {
 	return Ownership_OWNERSHIP_UNSPECIFIED
 }
 
+func (x *ListAvatarsRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *ListAvatarsRequest) GetGender() string {
+	if x != nil {
+		return x.Gender
+	}
+	return ""
+}
+
+func (x *ListAvatarsRequest) GetSupportedEngine() string {
+	if x != nil {
+		return x.SupportedEngine
+	}
+	return ""
+}
+
+func (x *ListAvatarsRequest) GetPreferredOrientation() Orientation {
+	if x != nil {
+		return x.PreferredOrientation
+	}
+	return Orientation_ORIENTATION_UNSPECIFIED
+}
+
+func (x *ListAvatarsRequest) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
 // ListAvatarsResponse is one page of avatars.
 type ListAvatarsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The avatars on this page, in HeyGen's order.
+	// The avatars on this page, in the order the request documents.
 	Avatars []*Avatar `protobuf:"bytes,1,rep,name=avatars,proto3" json:"avatars,omitempty"`
 	// Token for the next page; empty when this is the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -920,19 +994,26 @@ func (x *GetAvatarResponse) GetAvatar() *Avatar {
 	return nil
 }
 
-// ListAvatarGroupsRequest selects a page of avatar groups.
+// ListAvatarGroupsRequest selects a page of avatar groups. Filters combine
+// with AND. From the catalogue, groups are ordered by id (ascending byte
+// order); passing through, in HeyGen's order, and query and gender are
+// refused with FAILED_PRECONDITION.
 type ListAvatarGroupsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Maximum number of groups to return. 0 means the default (20); values
-	// above the maximum (50) are coerced to it; negative values are
-	// INVALID_ARGUMENT.
+	// above the maximum (500 from the catalogue, 50 when passing through) are
+	// coerced to it; negative values are INVALID_ARGUMENT.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of a previous response, to get the next page; empty
 	// for the first page. Must be used with the same filters it was issued
 	// for, otherwise INVALID_ARGUMENT.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only public or only private groups, unless OWNERSHIP_UNSPECIFIED.
-	Ownership     Ownership `protobuf:"varint,3,opt,name=ownership,proto3,enum=heygen.v1.Ownership" json:"ownership,omitempty"`
+	Ownership Ownership `protobuf:"varint,3,opt,name=ownership,proto3,enum=heygen.v1.Ownership" json:"ownership,omitempty"`
+	// Only groups whose name or id contains this text, ignoring case.
+	Query string `protobuf:"bytes,4,opt,name=query,proto3" json:"query,omitempty"`
+	// Only groups of this gender (for example "female"), ignoring case.
+	Gender        string `protobuf:"bytes,5,opt,name=gender,proto3" json:"gender,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -988,10 +1069,24 @@ func (x *ListAvatarGroupsRequest) GetOwnership() Ownership {
 	return Ownership_OWNERSHIP_UNSPECIFIED
 }
 
+func (x *ListAvatarGroupsRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *ListAvatarGroupsRequest) GetGender() string {
+	if x != nil {
+		return x.Gender
+	}
+	return ""
+}
+
 // ListAvatarGroupsResponse is one page of avatar groups.
 type ListAvatarGroupsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The groups on this page, in HeyGen's order.
+	// The groups on this page, in the order the request documents.
 	AvatarGroups []*AvatarGroup `protobuf:"bytes,1,rep,name=avatar_groups,json=avatarGroups,proto3" json:"avatar_groups,omitempty"`
 	// Token for the next page; empty when this is the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -1142,7 +1237,7 @@ const file_heygen_v1_avatars_proto_rawDesc = "" +
 	"\x17heygen/v1/avatars.proto\x12\theygen.v1\x1a\x1fgoogle/protobuf/timestamp.proto\";\n" +
 	"\vAvatarError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xe3\a\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x97\b\n" +
 	"\x06Avatar\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x126\n" +
@@ -1167,7 +1262,8 @@ const file_heygen_v1_avatars_proto_rawDesc = "" +
 	"status_raw\x18\x11 \x01(\tH\bR\tstatusRaw\x88\x01\x01\x12,\n" +
 	"\x05error\x18\x12 \x01(\v2\x16.heygen.v1.AvatarErrorR\x05error\x129\n" +
 	"\n" +
-	"created_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAtB\v\n" +
+	"created_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x122\n" +
+	"\townership\x18\x14 \x01(\x0e2\x14.heygen.v1.OwnershipR\townershipB\v\n" +
 	"\t_group_idB\t\n" +
 	"\a_genderB\x13\n" +
 	"\x11_default_voice_idB\x14\n" +
@@ -1176,7 +1272,7 @@ const file_heygen_v1_avatars_proto_rawDesc = "" +
 	"\f_image_widthB\x0f\n" +
 	"\r_image_heightB\x1c\n" +
 	"\x1a_preferred_orientation_rawB\r\n" +
-	"\v_status_raw\"\xd8\x04\n" +
+	"\v_status_raw\"\x8c\x05\n" +
 	"\vAvatarGroup\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
@@ -1193,13 +1289,14 @@ const file_heygen_v1_avatars_proto_rawDesc = "" +
 	" \x01(\x0e2\x17.heygen.v1.AvatarStatusR\x06status\x12\"\n" +
 	"\n" +
 	"status_raw\x18\v \x01(\tH\x05R\tstatusRaw\x88\x01\x01\x12,\n" +
-	"\x05error\x18\f \x01(\v2\x16.heygen.v1.AvatarErrorR\x05errorB\t\n" +
+	"\x05error\x18\f \x01(\v2\x16.heygen.v1.AvatarErrorR\x05error\x122\n" +
+	"\townership\x18\r \x01(\x0e2\x14.heygen.v1.OwnershipR\townershipB\t\n" +
 	"\a_genderB\x14\n" +
 	"\x12_preview_image_urlB\x14\n" +
 	"\x12_preview_video_urlB\x13\n" +
 	"\x11_default_voice_idB\x11\n" +
 	"\x0f_consent_statusB\r\n" +
-	"\v_status_raw\"\xd7\x01\n" +
+	"\v_status_raw\"\x8f\x03\n" +
 	"\x12ListAvatarsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -1207,19 +1304,27 @@ const file_heygen_v1_avatars_proto_rawDesc = "" +
 	"\bgroup_id\x18\x03 \x01(\tR\agroupId\x126\n" +
 	"\vavatar_type\x18\x04 \x01(\x0e2\x15.heygen.v1.AvatarTypeR\n" +
 	"avatarType\x122\n" +
-	"\townership\x18\x05 \x01(\x0e2\x14.heygen.v1.OwnershipR\townership\"j\n" +
+	"\townership\x18\x05 \x01(\x0e2\x14.heygen.v1.OwnershipR\townership\x12\x14\n" +
+	"\x05query\x18\x06 \x01(\tR\x05query\x12\x16\n" +
+	"\x06gender\x18\a \x01(\tR\x06gender\x12)\n" +
+	"\x10supported_engine\x18\b \x01(\tR\x0fsupportedEngine\x12K\n" +
+	"\x15preferred_orientation\x18\t \x01(\x0e2\x16.heygen.v1.OrientationR\x14preferredOrientation\x12\x10\n" +
+	"\x03tag\x18\n" +
+	" \x01(\tR\x03tag\"j\n" +
 	"\x13ListAvatarsResponse\x12+\n" +
 	"\aavatars\x18\x01 \x03(\v2\x11.heygen.v1.AvatarR\aavatars\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"/\n" +
 	"\x10GetAvatarRequest\x12\x1b\n" +
 	"\tavatar_id\x18\x01 \x01(\tR\bavatarId\">\n" +
 	"\x11GetAvatarResponse\x12)\n" +
-	"\x06avatar\x18\x01 \x01(\v2\x11.heygen.v1.AvatarR\x06avatar\"\x89\x01\n" +
+	"\x06avatar\x18\x01 \x01(\v2\x11.heygen.v1.AvatarR\x06avatar\"\xb7\x01\n" +
 	"\x17ListAvatarGroupsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x122\n" +
-	"\townership\x18\x03 \x01(\x0e2\x14.heygen.v1.OwnershipR\townership\"\x7f\n" +
+	"\townership\x18\x03 \x01(\x0e2\x14.heygen.v1.OwnershipR\townership\x12\x14\n" +
+	"\x05query\x18\x04 \x01(\tR\x05query\x12\x16\n" +
+	"\x06gender\x18\x05 \x01(\tR\x06gender\"\x7f\n" +
 	"\x18ListAvatarGroupsResponse\x12;\n" +
 	"\ravatar_groups\x18\x01 \x03(\v2\x16.heygen.v1.AvatarGroupR\favatarGroups\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n" +
@@ -1292,29 +1397,32 @@ var file_heygen_v1_avatars_proto_depIdxs = []int32{
 	2,  // 2: heygen.v1.Avatar.status:type_name -> heygen.v1.AvatarStatus
 	4,  // 3: heygen.v1.Avatar.error:type_name -> heygen.v1.AvatarError
 	15, // 4: heygen.v1.Avatar.created_at:type_name -> google.protobuf.Timestamp
-	15, // 5: heygen.v1.AvatarGroup.created_at:type_name -> google.protobuf.Timestamp
-	2,  // 6: heygen.v1.AvatarGroup.status:type_name -> heygen.v1.AvatarStatus
-	4,  // 7: heygen.v1.AvatarGroup.error:type_name -> heygen.v1.AvatarError
-	0,  // 8: heygen.v1.ListAvatarsRequest.avatar_type:type_name -> heygen.v1.AvatarType
-	1,  // 9: heygen.v1.ListAvatarsRequest.ownership:type_name -> heygen.v1.Ownership
-	5,  // 10: heygen.v1.ListAvatarsResponse.avatars:type_name -> heygen.v1.Avatar
-	5,  // 11: heygen.v1.GetAvatarResponse.avatar:type_name -> heygen.v1.Avatar
-	1,  // 12: heygen.v1.ListAvatarGroupsRequest.ownership:type_name -> heygen.v1.Ownership
-	6,  // 13: heygen.v1.ListAvatarGroupsResponse.avatar_groups:type_name -> heygen.v1.AvatarGroup
-	6,  // 14: heygen.v1.GetAvatarGroupResponse.avatar_group:type_name -> heygen.v1.AvatarGroup
-	7,  // 15: heygen.v1.AvatarsService.ListAvatars:input_type -> heygen.v1.ListAvatarsRequest
-	9,  // 16: heygen.v1.AvatarsService.GetAvatar:input_type -> heygen.v1.GetAvatarRequest
-	11, // 17: heygen.v1.AvatarsService.ListAvatarGroups:input_type -> heygen.v1.ListAvatarGroupsRequest
-	13, // 18: heygen.v1.AvatarsService.GetAvatarGroup:input_type -> heygen.v1.GetAvatarGroupRequest
-	8,  // 19: heygen.v1.AvatarsService.ListAvatars:output_type -> heygen.v1.ListAvatarsResponse
-	10, // 20: heygen.v1.AvatarsService.GetAvatar:output_type -> heygen.v1.GetAvatarResponse
-	12, // 21: heygen.v1.AvatarsService.ListAvatarGroups:output_type -> heygen.v1.ListAvatarGroupsResponse
-	14, // 22: heygen.v1.AvatarsService.GetAvatarGroup:output_type -> heygen.v1.GetAvatarGroupResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	1,  // 5: heygen.v1.Avatar.ownership:type_name -> heygen.v1.Ownership
+	15, // 6: heygen.v1.AvatarGroup.created_at:type_name -> google.protobuf.Timestamp
+	2,  // 7: heygen.v1.AvatarGroup.status:type_name -> heygen.v1.AvatarStatus
+	4,  // 8: heygen.v1.AvatarGroup.error:type_name -> heygen.v1.AvatarError
+	1,  // 9: heygen.v1.AvatarGroup.ownership:type_name -> heygen.v1.Ownership
+	0,  // 10: heygen.v1.ListAvatarsRequest.avatar_type:type_name -> heygen.v1.AvatarType
+	1,  // 11: heygen.v1.ListAvatarsRequest.ownership:type_name -> heygen.v1.Ownership
+	3,  // 12: heygen.v1.ListAvatarsRequest.preferred_orientation:type_name -> heygen.v1.Orientation
+	5,  // 13: heygen.v1.ListAvatarsResponse.avatars:type_name -> heygen.v1.Avatar
+	5,  // 14: heygen.v1.GetAvatarResponse.avatar:type_name -> heygen.v1.Avatar
+	1,  // 15: heygen.v1.ListAvatarGroupsRequest.ownership:type_name -> heygen.v1.Ownership
+	6,  // 16: heygen.v1.ListAvatarGroupsResponse.avatar_groups:type_name -> heygen.v1.AvatarGroup
+	6,  // 17: heygen.v1.GetAvatarGroupResponse.avatar_group:type_name -> heygen.v1.AvatarGroup
+	7,  // 18: heygen.v1.AvatarsService.ListAvatars:input_type -> heygen.v1.ListAvatarsRequest
+	9,  // 19: heygen.v1.AvatarsService.GetAvatar:input_type -> heygen.v1.GetAvatarRequest
+	11, // 20: heygen.v1.AvatarsService.ListAvatarGroups:input_type -> heygen.v1.ListAvatarGroupsRequest
+	13, // 21: heygen.v1.AvatarsService.GetAvatarGroup:input_type -> heygen.v1.GetAvatarGroupRequest
+	8,  // 22: heygen.v1.AvatarsService.ListAvatars:output_type -> heygen.v1.ListAvatarsResponse
+	10, // 23: heygen.v1.AvatarsService.GetAvatar:output_type -> heygen.v1.GetAvatarResponse
+	12, // 24: heygen.v1.AvatarsService.ListAvatarGroups:output_type -> heygen.v1.ListAvatarGroupsResponse
+	14, // 25: heygen.v1.AvatarsService.GetAvatarGroup:output_type -> heygen.v1.GetAvatarGroupResponse
+	22, // [22:26] is the sub-list for method output_type
+	18, // [18:22] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_heygen_v1_avatars_proto_init() }

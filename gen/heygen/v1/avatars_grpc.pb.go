@@ -38,6 +38,14 @@ const (
 // and a reason starting with "HEYGEN_"; errors the gateway decides itself
 // (for example an invalid request field) have domain "heygen-grpc.gateway".
 // UNKNOWN is never returned on purpose.
+//
+// By default the gateway answers from an in-memory catalogue of every avatar
+// and group, crawled from HeyGen in the background and refreshed every few
+// minutes. Every response then carries header metadata saying where the
+// answer came from: `x-heygen-source` is "catalogue-fresh",
+// "catalogue-stale" (refreshes are failing; the last good snapshot is
+// served up to a maximum staleness) or "heygen" (fetched from HeyGen for
+// this call), and `x-heygen-catalogue-age-seconds` is the snapshot's age.
 type AvatarsServiceClient interface {
 	// ListAvatars lists avatars (HeyGen "looks"), one page at a time
 	// (HeyGen: GET /v3/avatars/looks).
@@ -52,9 +60,13 @@ type AvatarsServiceClient interface {
 	//   - NOT_FOUND: HeyGen reported the group or page as not found (HEYGEN_NOT_FOUND).
 	//   - RESOURCE_EXHAUSTED: HeyGen rate-limited the gateway (HEYGEN_RATE_LIMITED,
 	//     with RetryInfo when HeyGen said when to retry).
-	//   - FAILED_PRECONDITION: the HeyGen account is out of credit (HEYGEN_INSUFFICIENT_CREDIT).
+	//   - FAILED_PRECONDITION: the HeyGen account is out of credit
+	//     (HEYGEN_INSUFFICIENT_CREDIT), or a filter needs the catalogue, which
+	//     is switched off on this gateway (CATALOGUE_DISABLED, gateway domain).
 	//   - UNAVAILABLE: HeyGen failed or could not be reached after retries
-	//     (HEYGEN_UNAVAILABLE); safe to retry with backoff.
+	//     (HEYGEN_UNAVAILABLE); safe to retry with backoff. From the catalogue,
+	//     upstream errors are returned only when there is no snapshot yet or
+	//     the last good one is older than the maximum staleness.
 	//   - INTERNAL: HeyGen answered with something the gateway cannot use
 	//     (HEYGEN_BAD_RESPONSE), or the gateway itself failed.
 	//   - DEADLINE_EXCEEDED, CANCELLED: the caller's deadline passed or it cancelled.
@@ -159,6 +171,14 @@ func (c *avatarsServiceClient) GetAvatarGroup(ctx context.Context, in *GetAvatar
 // and a reason starting with "HEYGEN_"; errors the gateway decides itself
 // (for example an invalid request field) have domain "heygen-grpc.gateway".
 // UNKNOWN is never returned on purpose.
+//
+// By default the gateway answers from an in-memory catalogue of every avatar
+// and group, crawled from HeyGen in the background and refreshed every few
+// minutes. Every response then carries header metadata saying where the
+// answer came from: `x-heygen-source` is "catalogue-fresh",
+// "catalogue-stale" (refreshes are failing; the last good snapshot is
+// served up to a maximum staleness) or "heygen" (fetched from HeyGen for
+// this call), and `x-heygen-catalogue-age-seconds` is the snapshot's age.
 type AvatarsServiceServer interface {
 	// ListAvatars lists avatars (HeyGen "looks"), one page at a time
 	// (HeyGen: GET /v3/avatars/looks).
@@ -173,9 +193,13 @@ type AvatarsServiceServer interface {
 	//   - NOT_FOUND: HeyGen reported the group or page as not found (HEYGEN_NOT_FOUND).
 	//   - RESOURCE_EXHAUSTED: HeyGen rate-limited the gateway (HEYGEN_RATE_LIMITED,
 	//     with RetryInfo when HeyGen said when to retry).
-	//   - FAILED_PRECONDITION: the HeyGen account is out of credit (HEYGEN_INSUFFICIENT_CREDIT).
+	//   - FAILED_PRECONDITION: the HeyGen account is out of credit
+	//     (HEYGEN_INSUFFICIENT_CREDIT), or a filter needs the catalogue, which
+	//     is switched off on this gateway (CATALOGUE_DISABLED, gateway domain).
 	//   - UNAVAILABLE: HeyGen failed or could not be reached after retries
-	//     (HEYGEN_UNAVAILABLE); safe to retry with backoff.
+	//     (HEYGEN_UNAVAILABLE); safe to retry with backoff. From the catalogue,
+	//     upstream errors are returned only when there is no snapshot yet or
+	//     the last good one is older than the maximum staleness.
 	//   - INTERNAL: HeyGen answered with something the gateway cannot use
 	//     (HEYGEN_BAD_RESPONSE), or the gateway itself failed.
 	//   - DEADLINE_EXCEEDED, CANCELLED: the caller's deadline passed or it cancelled.
