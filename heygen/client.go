@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // DefaultBaseURL is HeyGen's API.
@@ -41,6 +43,17 @@ type Options struct {
 	Logger *slog.Logger
 	// UserAgent is sent as User-Agent (default "heygen-grpc").
 	UserAgent string
+	// Breaker configures the circuit breaker (on by default).
+	Breaker BreakerPolicy
+	// Budget bounds retries to a fraction of calls (10% by default).
+	Budget RetryBudget
+	// MaxConcurrent bounds HTTP attempts in flight; beyond it calls fail
+	// fast with a *LimitError, except background work marked with
+	// [WithQueueing], which waits. 0 means unbounded.
+	MaxConcurrent int
+	// Observer receives attempts, retries, refusals and breaker changes
+	// (for metrics); nil observes nothing.
+	Observer Observer
 }
 
 // Client calls HeyGen's REST API. It is safe for concurrent use.
@@ -50,6 +63,7 @@ type Client struct {
 	apiKey    atomic.Pointer[string]
 	maxBytes  int64
 	userAgent string
+	breaker   *breaker
 
 	// Avatars reaches the avatar (look) and avatar group endpoints.
 	Avatars *AvatarsService
@@ -78,10 +92,22 @@ func New(opts Options) (*Client, error) {
 	if opts.UserAgent == "" {
 		opts.UserAgent = "heygen-grpc"
 	}
+	obs := opts.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	rt := NewRetryTransport(opts.Transport, opts.Retry, opts.Logger).(*retryTransport)
+	rt.obs = obs
+	rt.breaker = newBreaker(opts.Breaker, obs.BreakerState)
+	rt.budget = newRetryBudget(opts.Budget)
+	if opts.MaxConcurrent > 0 {
+		rt.sem = semaphore.NewWeighted(int64(opts.MaxConcurrent))
+	}
 	c := &Client{
 		baseURL: base,
+		breaker: rt.breaker,
 		http: &http.Client{
-			Transport: NewRetryTransport(opts.Transport, opts.Retry, opts.Logger),
+			Transport: rt,
 			// Never follow a redirect: the X-Api-Key header would go with it.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -178,6 +204,7 @@ func (c *Client) get(ctx context.Context, endpoint string, segments []string, qu
 // do sends one GET, with the API key set here and nowhere else.
 func (c *Client) do(ctx context.Context, endpoint string, u *url.URL) (envelope, error) {
 	ctx, counter := withAttemptCounter(ctx)
+	ctx = context.WithValue(ctx, endpointKey{}, endpoint)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return envelope{}, fmt.Errorf("heygen: build request for %s: %w", endpoint, err)
@@ -195,6 +222,10 @@ func (c *Client) do(ctx context.Context, endpoint string, u *url.URL) (envelope,
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
+		}
+		var lerr *LimitError
+		if errors.As(err, &lerr) {
+			return envelope{}, lerr
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = errors.New("attempt timed out")

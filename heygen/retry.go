@@ -2,15 +2,18 @@ package heygen
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/sync/semaphore"
 )
 
 // RetryPolicy configures [NewRetryTransport]. Zero fields take the defaults.
@@ -58,7 +61,11 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // (every call this client makes is an idempotent GET); anything else is
 // final. reason is a short label for logs and metrics.
 func ShouldRetry(resp *http.Response, err error) (retry bool, reason string) {
-	if err != nil {
+	var lerr *LimitError
+	switch {
+	case errors.As(err, &lerr):
+		return false, ""
+	case err != nil:
 		return true, "transport_error"
 	}
 	switch resp.StatusCode {
@@ -96,11 +103,46 @@ func (p RetryPolicy) newSchedule() backoff.BackOff {
 	return backoff.WithMaxRetries(&fullJitter{exp: exp}, uint64(p.MaxAttempts-1))
 }
 
-// retryTransport is the outbound interceptor that retries.
+// retryTransport is the outbound interceptor: it retries, and applies the
+// breaker, the retry budget and the concurrency bound to every attempt.
 type retryTransport struct {
-	base   http.RoundTripper
-	policy RetryPolicy
-	log    *slog.Logger
+	base    http.RoundTripper
+	policy  RetryPolicy
+	log     *slog.Logger
+	breaker *breaker
+	budget  *retryBudget
+	sem     *semaphore.Weighted // nil: unbounded
+	obs     Observer
+}
+
+// Observer receives what the client does, for metrics. Implementations
+// must be fast and safe for concurrent use. Endpoints are route templates
+// ("/v3/avatars/looks/{look_id}"), never paths with ids.
+type Observer interface {
+	// Attempt is one HTTP attempt: its HTTP status (0 when no response
+	// arrived) and duration.
+	Attempt(endpoint string, status int, d time.Duration)
+	// Retry is a retry about to be made, with its reason (see ShouldRetry).
+	Retry(endpoint, reason string)
+	// Refused is an attempt not sent: LimitCircuitOpen, LimitConcurrency,
+	// or "retry_budget" for a retry the budget did not allow.
+	Refused(endpoint, reason string)
+	// BreakerState is a circuit breaker state change.
+	BreakerState(state string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Attempt(string, int, time.Duration) {}
+func (nopObserver) Retry(string, string)               {}
+func (nopObserver) Refused(string, string)             {}
+func (nopObserver) BreakerState(string)                {}
+
+type endpointKey struct{}
+
+func endpointFrom(ctx context.Context) string {
+	e, _ := ctx.Value(endpointKey{}).(string)
+	return e
 }
 
 // NewRetryTransport wraps base with the retry policy: each attempt gets its
@@ -116,21 +158,35 @@ func NewRetryTransport(base http.RoundTripper, policy RetryPolicy, log *slog.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &retryTransport{base: base, policy: policy.withDefaults(), log: log}
+	return &retryTransport{base: base, policy: policy.withDefaults(), log: log, obs: nopObserver{}}
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	endpoint := endpointFrom(ctx)
+	if endpoint == "" {
+		endpoint = req.URL.Path
+	}
 	schedule := t.policy.newSchedule()
 	counter := attemptCounterFrom(ctx)
+	t.budget.recordCall()
+	var (
+		resp *http.Response
+		err  error
+	)
 	for attempt := 1; ; attempt++ {
-		if counter != nil {
+		r, e, sent := t.attempt(req, endpoint, attempt == 1)
+		if !sent && attempt > 1 {
+			// A protection refused the retry: the caller gets the last real outcome.
+			return resp, err
+		}
+		if sent && counter != nil {
 			counter.add()
 		}
-		resp, err := t.attempt(req)
+		resp, err = r, e
 		retry, reason := ShouldRetry(resp, err)
-		if !retry || ctx.Err() != nil || (req.Body != nil && req.Body != http.NoBody) {
+		if !sent || !retry || ctx.Err() != nil || (req.Body != nil && req.Body != http.NoBody) {
 			return resp, err
 		}
 		wait := schedule.NextBackOff()
@@ -144,11 +200,17 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if deadline, ok := ctx.Deadline(); ok && !time.Now().Add(wait).Before(deadline) {
 			t.log.LogAttrs(ctx, slog.LevelWarn, "not retrying HeyGen call: the caller's deadline falls before the next attempt",
-				slog.String("path", req.URL.Path), slog.Int("attempt", attempt),
+				slog.String("endpoint", endpoint), slog.Int("attempt", attempt),
 				slog.String("reason", reason), slog.Duration("wait", wait))
 			return resp, err
 		}
-		attrs := []slog.Attr{slog.String("path", req.URL.Path), slog.Int("attempt", attempt),
+		if !t.budget.tryRetry() {
+			t.obs.Refused(endpoint, "retry_budget")
+			t.log.LogAttrs(ctx, slog.LevelWarn, "not retrying HeyGen call: the retry budget is spent (HeyGen is failing widely)",
+				slog.String("endpoint", endpoint), slog.Int("attempt", attempt), slog.String("reason", reason))
+			return resp, err
+		}
+		attrs := []slog.Attr{slog.String("endpoint", endpoint), slog.String("path", req.URL.Path), slog.Int("attempt", attempt),
 			slog.String("reason", reason), slog.Duration("wait", wait)}
 		if resp != nil {
 			attrs = append(attrs, slog.String("heygen_request_id", resp.Header.Get("X-Request-Id")))
@@ -156,6 +218,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			attrs = append(attrs, slog.String("error", err.Error()))
 		}
 		t.log.LogAttrs(ctx, slog.LevelWarn, "retrying HeyGen call", attrs...)
+		t.obs.Retry(endpoint, reason)
 		if resp != nil {
 			drain(resp.Body)
 		}
@@ -169,27 +232,62 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// attempt sends one try under its own timeout. The timeout also covers
-// reading the body: it is released when the body is closed.
-func (t *retryTransport) attempt(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), t.policy.AttemptTimeout)
-	resp, err := t.base.RoundTrip(req.Clone(ctx))
+// attempt sends one try under its own timeout, if the concurrency bound
+// and the breaker allow it (sent=false and a *LimitError otherwise). The
+// timeout also covers reading the body: it is released when the body is
+// closed, and so is the concurrency slot.
+func (t *retryTransport) attempt(req *http.Request, endpoint string, first bool) (resp *http.Response, err error, sent bool) {
+	ctx := req.Context()
+	release := func() {}
+	if t.sem != nil {
+		switch {
+		case t.sem.TryAcquire(1):
+		case queueing(ctx) && first:
+			if err := t.sem.Acquire(ctx, 1); err != nil {
+				return nil, err, false
+			}
+		default:
+			t.obs.Refused(endpoint, LimitConcurrency)
+			return nil, &LimitError{Reason: LimitConcurrency}, false
+		}
+		release = func() { t.sem.Release(1) }
+	}
+	done, err := t.breaker.allow()
+	if err != nil {
+		release()
+		t.obs.Refused(endpoint, LimitCircuitOpen)
+		return nil, err, false
+	}
+	actx, cancel := context.WithTimeout(ctx, t.policy.AttemptTimeout)
+	start := time.Now()
+	resp, err = t.base.RoundTrip(req.Clone(actx))
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	t.obs.Attempt(endpoint, status, time.Since(start))
+	// Only HeyGen's own failures count against it: not 4xx, not 429, and
+	// not a caller who gave up.
+	failed := (err != nil && ctx.Err() == nil) || (resp != nil && resp.StatusCode >= 500)
+	done(!failed)
 	if err != nil {
 		cancel()
-		return nil, err
+		release()
+		return nil, err, true
 	}
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
-	return resp, nil
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(); release() }}
+	return resp, nil, true
 }
 
 type cancelOnClose struct {
 	io.ReadCloser
-	cancel context.CancelFunc
+	cancel func()
+	once   sync.Once
 }
 
 func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
-	c.cancel()
+	c.once.Do(c.cancel)
 	return err
 }
 

@@ -23,6 +23,7 @@ type avatarsServer struct {
 	heygenv1.UnimplementedAvatarsServiceServer
 	client    *heygen.Client
 	catalogue *Catalogue // nil: pass every call through to HeyGen
+	metrics   *Metrics   // may be nil
 }
 
 var _ heygenv1.AvatarsServiceServer = (*avatarsServer)(nil)

@@ -143,7 +143,7 @@ func (c *Catalogue) Refresh(ctx context.Context) error { return c.refresh(ctx) }
 func (c *Catalogue) refresh(ctx context.Context) error {
 	ch := c.flight.DoChan("crawl", func() (any, error) {
 		c.crawls.Add(1)
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.CrawlTimeout)
+		cctx, cancel := context.WithTimeout(heygen.WithQueueing(context.WithoutCancel(ctx)), c.opts.CrawlTimeout)
 		defer cancel()
 		start := c.now()
 		snap, err := crawl(cctx, c.opts.Client, start)

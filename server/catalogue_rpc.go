@@ -25,6 +25,7 @@ const (
 // setSource sends the freshness headers. They are advisory: a failure to
 // send them (the stream is gone) is not an error for the call.
 func (s *avatarsServer) setSource(ctx context.Context, src Source, snap *Snapshot) {
+	s.metrics.catalogueRead(src)
 	md := metadata.Pairs(HeaderSource, string(src))
 	if snap != nil && s.catalogue != nil {
 		age := s.catalogue.now().Sub(snap.Built).Seconds()

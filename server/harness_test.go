@@ -72,9 +72,18 @@ type setupOptions struct {
 	// withCatalogue serves from a server.Catalogue (not started: the first
 	// read crawls; tests call Refresh), using clock.
 	withCatalogue bool
-	clock         *fakeClock
-	refresh       time.Duration
-	maxStaleness  time.Duration
+	// breaker is the client's breaker policy; nil disables it so tests of
+	// other behaviour are not cut short by it opening.
+	breaker *heygen.BreakerPolicy
+	// budget is the client's retry budget; zero: the default.
+	budget heygen.RetryBudget
+	// maxConcurrent bounds concurrent HeyGen attempts.
+	maxConcurrent int
+	// observer receives client events.
+	observer     heygen.Observer
+	clock        *fakeClock
+	refresh      time.Duration
+	maxStaleness time.Duration
 }
 
 // fakeClock is a settable clock for ageing catalogue snapshots.
@@ -122,7 +131,11 @@ func setup(t *testing.T, o setupOptions) *harness {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts := heygen.Options{BaseURL: fake.URL(), APIKey: canaryKey, Retry: o.retry, MaxResponseBytes: o.maxBytes, Logger: log}
+	opts := heygen.Options{BaseURL: fake.URL(), APIKey: canaryKey, Retry: o.retry, MaxResponseBytes: o.maxBytes, Logger: log,
+		Breaker: heygen.BreakerPolicy{Disabled: true}, Budget: o.budget, MaxConcurrent: o.maxConcurrent, Observer: o.observer}
+	if o.breaker != nil {
+		opts.Breaker = *o.breaker
+	}
 	if o.noKeepAlives {
 		tr := heygen.NewTransport()
 		tr.DisableKeepAlives = true

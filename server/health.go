@@ -54,7 +54,7 @@ func (p *prober) probe(ctx context.Context) {
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, p.timeout)
-	_, err := p.client.Users.Me(pctx)
+	_, err := p.client.Users.Me(heygen.WithQueueing(pctx))
 	cancel()
 	if ctx.Err() != nil {
 		return // shutting down

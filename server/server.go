@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
@@ -42,6 +43,18 @@ type Options struct {
 	// [NewCatalogue]); nil passes every call through to HeyGen. Run it with
 	// [Catalogue.Run].
 	Catalogue *Catalogue
+	// Auth identifies callers (bearer tokens or mTLS); nil lets everyone
+	// in as AnonymousCaller. Health and reflection are always open.
+	Auth *Authenticator
+	// RateLimits are per-caller token buckets; zero values mean unlimited.
+	RateLimits RateLimits
+	// MaxInFlight bounds concurrent AvatarsService calls; beyond it calls
+	// fail fast with RESOURCE_EXHAUSTED (0: unbounded).
+	MaxInFlight int
+	// MaxConcurrentStreams bounds streams per HTTP/2 connection (default 1000).
+	MaxConcurrentStreams uint32
+	// Metrics, when set, records gRPC, caller, HeyGen and catalogue metrics.
+	Metrics *Metrics
 	// ServerOptions are appended to the gRPC server's options.
 	ServerOptions []grpc.ServerOption
 }
@@ -78,18 +91,49 @@ func New(opts Options) (*Server, error) {
 	if opts.DefaultTimeout <= 0 {
 		opts.DefaultTimeout = 30 * time.Second
 	}
-	unary, stream := interceptorChain(opts.Logger, opts.DefaultTimeout)
+	if opts.MaxConcurrentStreams == 0 {
+		opts.MaxConcurrentStreams = 1000
+	}
+	var limits *rateLimiter
+	if opts.RateLimits.Default.PerSecond > 0 || len(opts.RateLimits.Callers) > 0 {
+		limits = newRateLimiter(opts.RateLimits)
+	}
+	unary, stream := interceptorChain(chainConfig{
+		log:            opts.Logger,
+		defaultTimeout: opts.DefaultTimeout,
+		auth:           opts.Auth,
+		limits:         limits,
+		inflight:       newInflightLimiter(opts.MaxInFlight),
+		metrics:        opts.Metrics,
+	})
 	gs := grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
+		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		// Mesh sidecars and gRPC clients ping at most every 10-30 s when they
+		// ping at all; allowing 5 s (and pings without streams) means no
+		// well-behaved client is ever sent GOAWAY "too_many_pings".
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			// Recycle connections now and then so new replicas get traffic
+			// behind L4 load balancers; calls in flight get a minute to end.
+			MaxConnectionAge:      30 * time.Minute,
+			MaxConnectionAgeGrace: time.Minute,
+			Time:                  time.Minute,
+			Timeout:               20 * time.Second,
+		}),
 	}, opts.ServerOptions...)...)
 
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(AvatarsServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthgrpc.RegisterHealthServer(gs, hs)
-	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{client: opts.Client, catalogue: opts.Catalogue})
+	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{client: opts.Client, catalogue: opts.Catalogue, metrics: opts.Metrics})
+	if opts.Metrics != nil {
+		opts.Metrics.grpc.InitializeMetrics(gs)
+	}
 	if c := opts.Catalogue; c != nil {
+		c.hooks = append(c.hooks, opts.Metrics.catalogueRefreshed)
 		// The catalogue's own health: SERVING while it has a snapshot within
 		// the maximum staleness.
 		hs.SetServingStatus(CatalogueHealthName, healthpb.HealthCheckResponse_NOT_SERVING)

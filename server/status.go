@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,18 @@ const (
 	ReasonCancelled = "CANCELLED"
 	// ReasonInternal: the gateway itself failed (a bug; see its logs).
 	ReasonInternal = "INTERNAL"
+	// ReasonCallerUnauthenticated: the caller's credentials are missing or wrong.
+	ReasonCallerUnauthenticated = "CALLER_UNAUTHENTICATED"
+	// ReasonCallerRateLimited: the caller is over its own rate limit.
+	ReasonCallerRateLimited = "CALLER_RATE_LIMITED"
+	// ReasonOverloaded: the gateway is at its bound on calls in flight.
+	ReasonOverloaded = "GATEWAY_OVERLOADED"
+	// ReasonHeyGenConcurrency: the gateway is at its bound on concurrent
+	// HeyGen calls.
+	ReasonHeyGenConcurrency = "HEYGEN_CONCURRENCY_LIMIT"
+	// ReasonCircuitOpen: HeyGen failed repeatedly and the gateway is not
+	// calling it until the breaker's probe succeeds.
+	ReasonCircuitOpen = "CIRCUIT_OPEN"
 	// ReasonCatalogueDisabled: a filter needs the catalogue, which is off.
 	ReasonCatalogueDisabled = "CATALOGUE_DISABLED"
 	// ReasonCatalogueStale: the catalogue is past its maximum staleness and
@@ -102,6 +115,10 @@ func toStatus(err error) error {
 		hgErr    *heygen.Error
 		offErr   *catalogueDisabledError
 		staleErr *staleError
+		authErr  *authError
+		rateErr  *rateLimitError
+		loadErr  *overloadError
+		limErr   *heygen.LimitError
 	)
 	switch {
 	case errors.As(err, &reqErr):
@@ -113,6 +130,23 @@ func toStatus(err error) error {
 			gatewayInfo(ReasonDeadlineExceeded, nil))
 	case errors.Is(err, context.Canceled):
 		return withDetails(status.New(codes.Canceled, "the call was cancelled"), gatewayInfo(ReasonCancelled, nil))
+	case errors.As(err, &authErr):
+		return withDetails(status.New(codes.Unauthenticated, authErr.Error()), gatewayInfo(ReasonCallerUnauthenticated, nil))
+	case errors.As(err, &rateErr):
+		return withDetails(status.New(codes.ResourceExhausted, rateErr.Error()),
+			gatewayInfo(ReasonCallerRateLimited, map[string]string{"caller": rateErr.caller}),
+			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
+				Subject: rateErr.caller, Description: fmt.Sprintf("%g requests per second, burst %d", rateErr.limit.PerSecond, rateErr.limit.Burst),
+			}}},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(rateErr.delay)})
+	case errors.As(err, &loadErr):
+		return withDetails(status.New(codes.ResourceExhausted, loadErr.Error()), gatewayInfo(ReasonOverloaded, nil))
+	case errors.As(err, &limErr) && limErr.Reason == heygen.LimitCircuitOpen:
+		return withDetails(status.New(codes.Unavailable, "HeyGen has been failing; the gateway is not calling it for now (circuit breaker open); retry after the delay in RetryInfo"),
+			gatewayInfo(ReasonCircuitOpen, nil), &errdetails.RetryInfo{RetryDelay: durationpb.New(limErr.RetryAfter)})
+	case errors.As(err, &limErr):
+		return withDetails(status.New(codes.ResourceExhausted, "the gateway is at its limit of concurrent HeyGen calls; retry with backoff"),
+			gatewayInfo(ReasonHeyGenConcurrency, nil))
 	case errors.As(err, &offErr):
 		return withDetails(status.New(codes.FailedPrecondition, offErr.Error()),
 			gatewayInfo(ReasonCatalogueDisabled, map[string]string{"fields": strings.Join(offErr.fields, ",")}))

@@ -1,0 +1,250 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+)
+
+// AnonymousCaller names callers when caller authentication is off.
+const AnonymousCaller = "anonymous"
+
+// tokenHashPrefix marks a token hash in the callers file.
+const tokenHashPrefix = "sha256:"
+
+var callerNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// NewToken returns a new random caller token (256 bits, URL-safe) and the
+// hash to put in the callers file.
+func NewToken() (token, hash string, err error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", fmt.Errorf("generate token: %w", err)
+	}
+	token = "hgt_" + base64.RawURLEncoding.EncodeToString(b)
+	return token, HashToken(token), nil
+}
+
+// HashToken returns the callers-file form of a token's hash. Tokens are
+// long random strings, so a plain SHA-256 is safe: there is nothing to
+// brute-force, and it keeps each check to one hash.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return tokenHashPrefix + hex.EncodeToString(sum[:])
+}
+
+// callerEntry is one line of the callers file.
+type callerEntry struct {
+	name string
+	hash [sha256.Size]byte
+}
+
+// TokenStore holds the callers file: one `caller-name: sha256:<hex>` per
+// line, # comments and blank lines allowed. It reloads the file when its
+// content changes; a file that fails to parse is logged and the previous
+// callers stay in force.
+type TokenStore struct {
+	path    string
+	log     *slog.Logger
+	entries atomic.Pointer[[]callerEntry]
+	mu      sync.Mutex
+	lastSum [sha256.Size]byte
+}
+
+// LoadTokenStore reads the callers file; an error names the bad line.
+func LoadTokenStore(path string, log *slog.Logger) (*TokenStore, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &TokenStore{path: path, log: log}
+	if _, err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload rereads the file and reports whether it changed.
+func (s *TokenStore) Reload() (changed bool, err error) {
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return false, fmt.Errorf("read callers file: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sum := sha256.Sum256(data)
+	if sum == s.lastSum && s.entries.Load() != nil {
+		return false, nil
+	}
+	entries, err := parseCallers(data)
+	if err != nil {
+		return false, fmt.Errorf("callers file %s: %w", s.path, err)
+	}
+	s.entries.Store(&entries)
+	s.lastSum = sum
+	return true, nil
+}
+
+func parseCallers(data []byte) ([]callerEntry, error) {
+	var entries []callerEntry
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, hash, ok := strings.Cut(line, ":")
+		name, hash = strings.TrimSpace(name), strings.TrimSpace(hash)
+		if !ok || !callerNamePattern.MatchString(name) {
+			return nil, fmt.Errorf("line %d: want `caller-name: sha256:<64 hex digits>` with a name of letters, digits, '.', '_' or '-'", n)
+		}
+		raw, err := hex.DecodeString(strings.TrimPrefix(hash, tokenHashPrefix))
+		if !strings.HasPrefix(hash, tokenHashPrefix) || err != nil || len(raw) != sha256.Size {
+			return nil, fmt.Errorf("line %d (%s): the hash must be sha256:<64 hex digits>, as printed by `heygen-grpc new-token`", n, name)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("line %d: caller %s appears twice", n, name)
+		}
+		seen[name] = true
+		e := callerEntry{name: name}
+		copy(e.hash[:], raw)
+		entries = append(entries, e)
+	}
+	return entries, sc.Err()
+}
+
+// Lookup returns the caller whose token this is. Every entry is compared
+// in constant time, so timing does not reveal how close a guess was.
+func (s *TokenStore) Lookup(token string) (string, bool) {
+	sum := sha256.Sum256([]byte(token))
+	found := ""
+	for _, e := range *s.entries.Load() {
+		if subtle.ConstantTimeCompare(sum[:], e.hash[:]) == 1 {
+			found = e.name
+		}
+	}
+	return found, found != ""
+}
+
+// Callers returns the configured caller names.
+func (s *TokenStore) Callers() []string {
+	var names []string
+	for _, e := range *s.entries.Load() {
+		names = append(names, e.name)
+	}
+	return names
+}
+
+// Watch rereads the file every interval until ctx is done, logging changes
+// and errors.
+func (s *TokenStore) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		changed, err := s.Reload()
+		switch {
+		case err != nil:
+			s.log.ErrorContext(ctx, "cannot reload the callers file; the previous callers stay in force", "error", err)
+		case changed:
+			s.log.InfoContext(ctx, "callers file reloaded", "callers", len(s.Callers()))
+		}
+	}
+}
+
+// authError is a caller the gateway does not accept.
+type authError struct{ msg string }
+
+func (e *authError) Error() string { return e.msg }
+
+// Authenticator decides who a caller is: by bearer token when a callers
+// file is configured, else by its mTLS client certificate when
+// CertIdentity is set, else everyone is AnonymousCaller.
+type Authenticator struct {
+	// Tokens, when set, makes a bearer token mandatory.
+	Tokens *TokenStore
+	// CertIdentity names callers after their verified client certificate
+	// (first URI SAN, else first DNS SAN, else the subject common name).
+	CertIdentity bool
+}
+
+func (a *Authenticator) authenticate(ctx context.Context) (string, error) {
+	if a == nil {
+		return AnonymousCaller, nil
+	}
+	if a.Tokens != nil {
+		token, err := bearerToken(ctx)
+		if err != nil {
+			return "", err
+		}
+		name, ok := a.Tokens.Lookup(token)
+		if !ok {
+			return "", &authError{msg: "the bearer token is not valid for this gateway; ask its operators for a token"}
+		}
+		return name, nil
+	}
+	if a.CertIdentity {
+		if name := certName(ctx); name != "" {
+			return name, nil
+		}
+		return "", &authError{msg: "no verified client certificate; this gateway requires mutual TLS"}
+	}
+	return AnonymousCaller, nil
+}
+
+func bearerToken(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return "", &authError{msg: "missing credentials: send `authorization: Bearer <token>` metadata"}
+	}
+	scheme, token, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(token) == "" {
+		return "", &authError{msg: "malformed authorization metadata: want `Bearer <token>`"}
+	}
+	return strings.TrimSpace(token), nil
+}
+
+func certName(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	return identityOf(info.State.VerifiedChains[0][0])
+}
+
+func identityOf(c *x509.Certificate) string {
+	switch {
+	case len(c.URIs) > 0:
+		return c.URIs[0].String()
+	case len(c.DNSNames) > 0:
+		return c.DNSNames[0]
+	}
+	return c.Subject.CommonName
+}

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/time/rate"
+)
+
+// Limit is a token bucket: PerSecond sustained, Burst at once. PerSecond
+// 0 means unlimited.
+type Limit struct {
+	PerSecond float64
+	Burst     int
+}
+
+// RateLimits are per-caller token buckets (golang.org/x/time/rate: the
+// standard, well-kept implementation).
+type RateLimits struct {
+	// Default applies to every caller without an override.
+	Default Limit
+	// Callers overrides Default by caller name.
+	Callers map[string]Limit
+}
+
+// ParseRateLimits parses "name=rps:burst,..." overrides, as given to the
+// -caller-rate-limits flag.
+func ParseRateLimits(spec string) (map[string]Limit, error) {
+	out := map[string]Limit{}
+	for _, item := range strings.Split(spec, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, l, ok := strings.Cut(item, "=")
+		if !ok || !callerNamePattern.MatchString(strings.TrimSpace(name)) {
+			return nil, fmt.Errorf("rate limit %q: want caller=rps:burst", item)
+		}
+		lim, err := ParseLimit(l)
+		if err != nil {
+			return nil, fmt.Errorf("rate limit for %s: %w", name, err)
+		}
+		out[strings.TrimSpace(name)] = lim
+	}
+	return out, nil
+}
+
+// ParseLimit parses "rps:burst" ("5:10"); a bare "rps" takes burst = max(1, rps).
+func ParseLimit(s string) (Limit, error) {
+	rps, burst, hasBurst := strings.Cut(strings.TrimSpace(s), ":")
+	r, err := strconv.ParseFloat(rps, 64)
+	if err != nil || r < 0 {
+		return Limit{}, fmt.Errorf("%q: want requests per second (>= 0), optionally :burst", s)
+	}
+	b := max(1, int(r))
+	if hasBurst {
+		if b, err = strconv.Atoi(burst); err != nil || b < 1 {
+			return Limit{}, fmt.Errorf("%q: burst must be a positive integer", s)
+		}
+	}
+	return Limit{PerSecond: r, Burst: b}, nil
+}
+
+// rateLimiter keeps one bucket per caller. Callers are the bounded set
+// from the callers file (or certificates, or AnonymousCaller), and the map
+// is capped regardless.
+type rateLimiter struct {
+	cfg     RateLimits
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+}
+
+const maxBuckets = 10000
+
+func newRateLimiter(cfg RateLimits) *rateLimiter {
+	return &rateLimiter{cfg: cfg, buckets: map[string]*rate.Limiter{}}
+}
+
+// rateLimitError is a caller over its limit.
+type rateLimitError struct {
+	caller string
+	limit  Limit
+	delay  time.Duration
+}
+
+func (e *rateLimitError) Error() string {
+	return fmt.Sprintf("caller %s is over its rate limit of %g requests per second (burst %d); retry after %s",
+		e.caller, e.limit.PerSecond, e.limit.Burst, e.delay.Round(time.Millisecond))
+}
+
+// allow takes a token for caller, or says how long until one is free.
+func (r *rateLimiter) allow(caller string) error {
+	lim, ok := r.cfg.Callers[caller]
+	if !ok {
+		lim = r.cfg.Default
+	}
+	if lim.PerSecond <= 0 {
+		return nil
+	}
+	r.mu.Lock()
+	b, ok := r.buckets[caller]
+	if !ok {
+		if len(r.buckets) >= maxBuckets {
+			clear(r.buckets)
+		}
+		b = rate.NewLimiter(rate.Limit(lim.PerSecond), lim.Burst)
+		r.buckets[caller] = b
+	}
+	r.mu.Unlock()
+	res := b.Reserve()
+	if d := res.Delay(); d > 0 {
+		res.Cancel()
+		return &rateLimitError{caller: caller, limit: lim, delay: d}
+	}
+	return nil
+}
+
+// overloadError: the gateway refuses work beyond its bound on RPCs in
+// flight instead of queueing it.
+type overloadError struct{ limit int }
+
+func (e *overloadError) Error() string {
+	return fmt.Sprintf("the gateway is at its limit of %d calls in flight; retry with backoff", e.limit)
+}
+
+// inflightLimiter bounds concurrent RPCs; beyond it calls fail fast.
+type inflightLimiter struct {
+	sem   *semaphore.Weighted
+	limit int
+}
+
+func newInflightLimiter(n int) *inflightLimiter {
+	if n <= 0 {
+		return nil
+	}
+	return &inflightLimiter{sem: semaphore.NewWeighted(int64(n)), limit: n}
+}
+
+func (l *inflightLimiter) acquire() (release func(), err error) {
+	if l == nil {
+		return func() {}, nil
+	}
+	if !l.sem.TryAcquire(1) {
+		return nil, &overloadError{limit: l.limit}
+	}
+	return func() { l.sem.Release(1) }, nil
+}
