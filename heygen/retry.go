@@ -140,6 +140,11 @@ func (nopObserver) BreakerState(string)                {}
 
 type endpointKey struct{}
 
+// EndpointFrom returns the route template of the HeyGen call a request
+// context belongs to ("/v3/avatars/looks/{look_id}"), for instrumentation
+// that must not record ids; "" outside a client call.
+func EndpointFrom(ctx context.Context) string { return endpointFrom(ctx) }
+
 func endpointFrom(ctx context.Context) string {
 	e, _ := ctx.Value(endpointKey{}).(string)
 	return e

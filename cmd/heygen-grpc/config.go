@@ -47,6 +47,24 @@ type config struct {
 	catalogueRefresh time.Duration
 	catalogueMaxAge  time.Duration
 	catalogueTimeout time.Duration
+
+	apiKeyFile      string
+	reloadInterval  time.Duration
+	callersFile     string
+	tlsCert         string
+	tlsKey          string
+	tlsClientCA     string
+	mtlsIdentity    bool
+	rateLimit       server.Limit
+	rateLimits      map[string]server.Limit
+	maxInFlight     int
+	heygenMaxConc   int
+	breakerFailures int
+	breakerOpenFor  time.Duration
+	retryBudget     float64
+	metricsAddr     string
+	pprof           bool
+	otlpEndpoint    string
 }
 
 // configError is a bad setting: the binary prints it on one line and exits 2.
@@ -154,6 +172,25 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	dur(&c.catalogueRefresh, "catalogue-refresh-interval", "CATALOGUE_REFRESH_INTERVAL", server.DefaultRefreshInterval, "time between catalogue crawls (±10% jitter)")
 	dur(&c.catalogueMaxAge, "catalogue-max-staleness", "CATALOGUE_MAX_STALENESS", server.DefaultMaxStaleness, "how long the last good catalogue keeps serving while refreshes fail")
 	dur(&c.catalogueTimeout, "catalogue-crawl-timeout", "CATALOGUE_CRAWL_TIMEOUT", server.DefaultCrawlTimeout, "timeout of one whole catalogue crawl")
+	str(&c.apiKeyFile, "heygen-api-key-file", "HEYGEN_API_KEY_FILE", "", "read the HeyGen API key from this file (a Kubernetes secret mount), re-read when it changes; instead of HEYGEN_API_KEY")
+	dur(&c.reloadInterval, "reload-interval", "RELOAD_INTERVAL", 10*time.Second, "how often the key file, callers file and TLS files are checked for changes")
+	str(&c.callersFile, "callers-file", "CALLERS_FILE", "", "require bearer tokens: file of `caller-name: sha256:<hex>` lines (see `heygen-grpc new-token`); reloaded on change")
+	str(&c.tlsCert, "tls-cert", "TLS_CERT_FILE", "", "serve TLS with this PEM certificate (chain); reloaded on change")
+	str(&c.tlsKey, "tls-key", "TLS_KEY_FILE", "", "PEM private key for -tls-cert")
+	str(&c.tlsClientCA, "tls-client-ca", "TLS_CLIENT_CA_FILE", "", "require client certificates signed by these PEM CAs (mutual TLS)")
+	boolean(&c.mtlsIdentity, "mtls-caller-identity", "MTLS_CALLER_IDENTITY", false, "name callers after their client certificate (URI SAN, DNS SAN or CN) when no callers file is set")
+	var rateLimit, rateLimits string
+	str(&rateLimit, "caller-rate-limit", "CALLER_RATE_LIMIT", "0", "default per-caller limit as rps[:burst]; 0 disables")
+	str(&rateLimits, "caller-rate-limits", "CALLER_RATE_LIMITS", "", "per-caller overrides: name=rps:burst,name=rps:burst")
+	integer(&c.maxInFlight, "max-in-flight", "MAX_IN_FLIGHT", 1024, "AvatarsService calls in flight before new ones are refused (RESOURCE_EXHAUSTED); 0 disables")
+	integer(&c.heygenMaxConc, "heygen-max-concurrent", "HEYGEN_MAX_CONCURRENT", 64, "concurrent HTTP attempts to HeyGen before callers are refused; 0 disables")
+	integer(&c.breakerFailures, "heygen-breaker-failures", "HEYGEN_BREAKER_FAILURES", 5, "consecutive HeyGen failures (5xx, transport, timeout) that open the circuit breaker; 0 disables it")
+	dur(&c.breakerOpenFor, "heygen-breaker-open-for", "HEYGEN_BREAKER_OPEN_FOR", 30*time.Second, "how long the breaker stays open before one probe call")
+	var budget string
+	str(&budget, "heygen-retry-budget", "HEYGEN_RETRY_BUDGET", "0.1", "most retries as a fraction of HeyGen calls over a 10 s window; 0 disables retries' budget")
+	str(&c.metricsAddr, "metrics-addr", "METRICS_ADDR", "", "serve Prometheus metrics on this address at /metrics (e.g. 127.0.0.1:9090); empty disables")
+	boolean(&c.pprof, "pprof", "PPROF_ENABLED", false, "serve net/http/pprof on the metrics address")
+	str(&c.otlpEndpoint, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "export OpenTelemetry traces over OTLP/gRPC to this endpoint (host:port or URL); empty disables tracing")
 	dur(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long graceful stop waits for calls in flight before cancelling them")
 
 	if err := fs.Parse(args); err != nil {
@@ -179,6 +216,16 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 
 	c.apiKey = strings.TrimSpace(lookup("HEYGEN_API_KEY"))
 	c.maxResponseBytes = int64(maxBytes)
+	var err error
+	if c.rateLimit, err = server.ParseLimit(rateLimit); err != nil {
+		return nil, configErrorf("invalid -caller-rate-limit: %v", err)
+	}
+	if c.rateLimits, err = server.ParseRateLimits(rateLimits); err != nil {
+		return nil, configErrorf("invalid -caller-rate-limits: %v", err)
+	}
+	if c.retryBudget, err = strconv.ParseFloat(budget, 64); err != nil || c.retryBudget < 0 || c.retryBudget > 1 {
+		return nil, configErrorf("invalid -heygen-retry-budget %q: want a fraction between 0 and 1", budget)
+	}
 	if err := c.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, configErrorf("invalid -log-level %q: want debug, info, warn or error", logLevel)
 	}
@@ -186,8 +233,21 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 }
 
 func (c *config) validate() error {
-	if !c.demo && c.apiKey == "" {
-		return configErrorf("HEYGEN_API_KEY is not set: put the HeyGen API key in the environment or a .env file (or run with -demo to use the built-in fake HeyGen)")
+	switch {
+	case c.apiKey != "" && c.apiKeyFile != "":
+		return configErrorf("both HEYGEN_API_KEY and HEYGEN_API_KEY_FILE are set: keep only one")
+	case !c.demo && c.apiKey == "" && c.apiKeyFile == "":
+		return configErrorf("HEYGEN_API_KEY is not set: put the HeyGen API key in the environment or a .env file, or its path in HEYGEN_API_KEY_FILE (or run with -demo to use the built-in fake HeyGen)")
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return configErrorf("-tls-cert and -tls-key go together: set both or neither")
+	case c.tlsClientCA != "" && c.tlsCert == "":
+		return configErrorf("-tls-client-ca needs -tls-cert and -tls-key: mutual TLS is TLS first")
+	case c.mtlsIdentity && c.tlsClientCA == "":
+		return configErrorf("-mtls-caller-identity needs -tls-client-ca")
+	case c.pprof && c.metricsAddr == "":
+		return configErrorf("-pprof needs -metrics-addr: pprof is served on the metrics port")
+	case c.maxInFlight < 0 || c.heygenMaxConc < 0 || c.breakerFailures < 0:
+		return configErrorf("-max-in-flight, -heygen-max-concurrent and -heygen-breaker-failures must not be negative")
 	}
 	if _, err := heygen.ParseBaseURL(c.baseURL); err != nil {
 		return configErrorf("invalid -heygen-base-url: %s", strings.TrimPrefix(err.Error(), "heygen: "))
@@ -204,7 +264,8 @@ func (c *config) validate() error {
 		{"-health-probe-interval", c.probeInterval}, {"-health-probe-timeout", c.probeTimeout},
 		{"-shutdown-timeout", c.shutdownTimeout},
 		{"-catalogue-refresh-interval", c.catalogueRefresh}, {"-catalogue-max-staleness", c.catalogueMaxAge},
-		{"-catalogue-crawl-timeout", c.catalogueTimeout},
+		{"-catalogue-crawl-timeout", c.catalogueTimeout}, {"-reload-interval", c.reloadInterval},
+		{"-heygen-breaker-open-for", c.breakerOpenFor},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {

@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/heygen-grpc/heygen-grpc/heygen"
 	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
 	"github.com/heygen-grpc/heygen-grpc/server"
@@ -25,7 +28,10 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	handled, err := runTokenCommand(os.Args[1:], os.Stdin, os.Stdout)
+	if !handled {
+		err = run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	}
 	stop()
 	var cerr *configError
 	switch {
@@ -52,6 +58,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(cfg, stderr)
 
 	apiKey, baseURL := cfg.apiKey, cfg.baseURL
+	if cfg.apiKeyFile != "" && !cfg.demo {
+		if apiKey, err = readKeyFile(cfg.apiKeyFile); err != nil {
+			return &configError{msg: err.Error()}
+		}
+	}
 	if cfg.demo {
 		fake, err := heygentest.NewServer(heygentest.Options{APIKey: demoAPIKey, Catalogue: heygentest.DemoCatalogue()})
 		if err != nil {
@@ -63,6 +74,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			"fake_heygen_url", baseURL)
 	}
 
+	bg, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	tr, err := setupTracing(bg, cfg.otlpEndpoint)
+	if err != nil {
+		return &configError{msg: err.Error()}
+	}
+	defer func() { _ = tr.shutdown(context.WithoutCancel(ctx)) }()
+	var metrics *server.Metrics
+	if cfg.metricsAddr != "" {
+		metrics = server.NewMetrics()
+	}
+	var observer heygen.Observer
+	if metrics != nil {
+		observer = metrics.HeyGenObserver()
+	}
 	client, err := heygen.New(heygen.Options{
 		BaseURL: baseURL,
 		APIKey:  apiKey,
@@ -72,12 +98,46 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			MaxDelay:       cfg.retryMaxDelay,
 			AttemptTimeout: cfg.attemptTimeout,
 		},
+		Breaker:          heygen.BreakerPolicy{Disabled: cfg.breakerFailures == 0, ConsecutiveFailures: cfg.breakerFailures, OpenFor: cfg.breakerOpenFor},
+		Budget:           heygen.RetryBudget{Ratio: budgetRatio(cfg.retryBudget)},
+		MaxConcurrent:    cfg.heygenMaxConc,
 		MaxResponseBytes: cfg.maxResponseBytes,
+		Transport:        tr.wrap(heygen.NewTransport()),
+		Observer:         observer,
 		Logger:           log,
 	})
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
+	if cfg.apiKeyFile != "" && !cfg.demo {
+		go watchKeyFile(bg, cfg.apiKeyFile, cfg.reloadInterval, apiKey, client.SetAPIKey, log)
+	}
+
+	var auth *server.Authenticator
+	if cfg.callersFile != "" || cfg.mtlsIdentity {
+		auth = &server.Authenticator{CertIdentity: cfg.mtlsIdentity}
+		if cfg.callersFile != "" {
+			if auth.Tokens, err = server.LoadTokenStore(cfg.callersFile, log); err != nil {
+				return &configError{msg: err.Error()}
+			}
+			go auth.Tokens.Watch(bg, cfg.reloadInterval)
+			log.Info("caller authentication: bearer tokens", "callers", len(auth.Tokens.Callers()), "file", cfg.callersFile)
+		}
+	}
+	serverOpts := tr.serverOptions
+	if cfg.tlsCert != "" {
+		certs, err := newCertReloader(cfg.tlsCert, cfg.tlsKey, log)
+		if err != nil {
+			return &configError{msg: err.Error()}
+		}
+		tc, err := tlsConfig(cfg, certs)
+		if err != nil {
+			return &configError{msg: err.Error()}
+		}
+		go certs.watch(bg, cfg.reloadInterval)
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+
 	var catalogue *server.Catalogue
 	if cfg.catalogue {
 		catalogue, err = server.NewCatalogue(server.CatalogueOptions{
@@ -100,6 +160,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ProbeTimeout:          cfg.probeTimeout,
 		ProbeFailureThreshold: cfg.probeFailures,
 		DefaultTimeout:        cfg.rpcTimeout,
+		Auth:                  auth,
+		RateLimits:            server.RateLimits{Default: cfg.rateLimit, Callers: cfg.rateLimits},
+		MaxInFlight:           cfg.maxInFlight,
+		Metrics:               metrics,
+		ServerOptions:         serverOpts,
 	})
 	if err != nil {
 		return err
@@ -109,17 +174,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another process using the port? set -addr or GRPC_ADDR)", cfg.addr, err)
 	}
-	probeCtx, stopProbe := context.WithCancel(ctx)
-	defer stopProbe()
-	go srv.RunHealthProbe(probeCtx)
+	if metrics != nil {
+		stopMetrics, err := serveMetrics(bg, cfg.metricsAddr, metrics, cfg.pprof, log)
+		if err != nil {
+			_ = lis.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
+	go srv.RunHealthProbe(bg)
 	if catalogue != nil {
-		go catalogue.Run(probeCtx)
+		go catalogue.Run(bg)
 	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 	log.Info("serving heygen.v1.AvatarsService", "addr", lis.Addr().String(), "demo", cfg.demo,
-		"reflection", cfg.reflection, "catalogue", cfg.catalogue, "heygen_base_url", baseURL)
+		"reflection", cfg.reflection, "catalogue", cfg.catalogue, "tls", cfg.tlsCert != "", "mtls", cfg.tlsClientCA != "",
+		"caller_auth", auth != nil, "tracing", cfg.otlpEndpoint != "", "heygen_base_url", baseURL)
 
 	select {
 	case err := <-serveErr:
@@ -128,7 +200,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("shutting down: health is NOT_SERVING, finishing calls in flight",
 		"drain_delay", cfg.drainDelay, "timeout", cfg.shutdownTimeout)
-	stopProbe()
+	stopBackground()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainDelay+cfg.shutdownTimeout)
 	defer cancel()
 	start := time.Now()
@@ -136,6 +208,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	<-serveErr
 	log.Info("stopped", "graceful", graceful, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// budgetRatio maps the flag (0 disables the budget) to heygen's setting
+// (negative disables, 0 takes the default).
+func budgetRatio(r float64) float64 {
+	if r == 0 {
+		return -1
+	}
+	return r
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
