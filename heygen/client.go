@@ -402,3 +402,7 @@ func (s *UsersService) Me(ctx context.Context) (*User, error) {
 	}
 	return &u, nil
 }
+
+// CloseIdleConnections closes the transport's idle keep-alive connections
+// (at shutdown, or in tests checking for leaks).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }

@@ -352,3 +352,10 @@ func CallStatsFrom(ctx context.Context) *CallStats {
 	s, _ := ctx.Value(statsKey{}).(*CallStats)
 	return s
 }
+
+// CloseIdleConnections forwards to the base transport, if it keeps any.
+func (t *retryTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}

@@ -78,7 +78,7 @@ func TestCatalogueFiltersAndOrder(t *testing.T) {
 		}
 	}
 	word := strings.Fields(cat.Looks[3].Name)[1] // a word from a name
-	var pp heygentest.Look // a private photo avatar with a tag and an engine
+	var pp heygentest.Look                       // a private photo avatar with a tag and an engine
 	for _, l := range cat.Looks {
 		if l.Ownership == "private" && l.AvatarType == "photo_avatar" && len(l.Tags) > 0 && len(l.SupportedAPIEngines) > 0 {
 			pp = l
@@ -116,7 +116,9 @@ func TestCatalogueFiltersAndOrder(t *testing.T) {
 		{"gender", &heygenv1.ListAvatarsRequest{Gender: "FEMALE"}, func(l heygentest.Look) bool { return strings.EqualFold(str(l.Gender), "female") }},
 		{"engine", &heygenv1.ListAvatarsRequest{SupportedEngine: someEngine}, func(l heygentest.Look) bool { return slices.Contains(l.SupportedAPIEngines, someEngine) }},
 		{"orientation", &heygenv1.ListAvatarsRequest{PreferredOrientation: heygenv1.Orientation_ORIENTATION_LANDSCAPE},
-			func(l heygentest.Look) bool { return orient[str(l.PreferredOrientation)] == heygenv1.Orientation_ORIENTATION_LANDSCAPE }},
+			func(l heygentest.Look) bool {
+				return orient[str(l.PreferredOrientation)] == heygenv1.Orientation_ORIENTATION_LANDSCAPE
+			}},
 		{"tag", &heygenv1.ListAvatarsRequest{Tag: strings.ToUpper(someTag)}, func(l heygentest.Look) bool { return hasTag(l, someTag) }},
 		{"group", &heygenv1.ListAvatarsRequest{GroupId: someGroup}, func(l heygentest.Look) bool { return str(l.GroupID) == someGroup }},
 		{"public studio female landscape", &heygenv1.ListAvatarsRequest{Ownership: heygenv1.Ownership_OWNERSHIP_PUBLIC,
@@ -344,7 +346,7 @@ func TestStaleServingAndMaximumStaleness(t *testing.T) {
 	if err := h.catalog.Refresh(ctx(t)); err == nil {
 		t.Fatal("refresh against a failing HeyGen succeeded")
 	}
-	callsBefore := h.fake.RequestCount()
+	callsBefore := settledCount(h.fake)
 	if src, age = sourceOf(t, h, list); src != "catalogue-stale" || age != 23*60 {
 		t.Fatalf("after a failed refresh: %q %v, want catalogue-stale 1380", src, age)
 	}
@@ -375,6 +377,20 @@ func TestStaleServingAndMaximumStaleness(t *testing.T) {
 		t.Fatalf("after recovery: %q", src)
 	}
 	waitStatus(t, h, server.CatalogueHealthName, healthpb.HealthCheckResponse_SERVING)
+}
+
+// settledCount waits until requests cancelled by a failed crawl have all
+// reached the fake, then returns its request count.
+func settledCount(f *heygentest.Server) int {
+	n := f.RequestCount()
+	for {
+		time.Sleep(50 * time.Millisecond)
+		m := f.RequestCount()
+		if m == n {
+			return n
+		}
+		n = m
+	}
 }
 
 func TestExactlyOneCrawlForConcurrentColdCallers(t *testing.T) {

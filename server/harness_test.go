@@ -13,8 +13,10 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/prototext"
 
@@ -55,6 +57,7 @@ type harness struct {
 	logs    *syncBuffer
 	cat     heygentest.Catalogue
 	catalog *server.Catalogue
+	client  *heygen.Client
 }
 
 type setupOptions struct {
@@ -80,7 +83,12 @@ type setupOptions struct {
 	// maxConcurrent bounds concurrent HeyGen attempts.
 	maxConcurrent int
 	// observer receives client events.
-	observer     heygen.Observer
+	observer heygen.Observer
+	// auth, rateLimits, maxInFlight and metrics go to server.Options.
+	auth         *server.Authenticator
+	rateLimits   server.RateLimits
+	maxInFlight  int
+	metrics      *server.Metrics
 	clock        *fakeClock
 	refresh      time.Duration
 	maxStaleness time.Duration
@@ -161,6 +169,10 @@ func setup(t *testing.T, o setupOptions) *harness {
 	}
 	srv, err := server.New(server.Options{
 		Catalogue:             catalog,
+		Auth:                  o.auth,
+		RateLimits:            o.rateLimits,
+		MaxInFlight:           o.maxInFlight,
+		Metrics:               o.metrics,
 		Client:                client,
 		Logger:                log,
 		Reflection:            o.reflection,
@@ -186,7 +198,7 @@ func setup(t *testing.T, o setupOptions) *harness {
 		t.Fatalf("grpc.NewClient: %v", err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	h := &harness{fake: fake, srv: srv, conn: conn, logs: logs, cat: cat, catalog: catalog,
+	h := &harness{fake: fake, srv: srv, conn: conn, logs: logs, cat: cat, catalog: catalog, client: client,
 		avatars: heygenv1.NewAvatarsServiceClient(conn), health: healthpb.NewHealthClient(conn)}
 	t.Cleanup(func() { assertNoCanary(t, "server logs", logs.String()) })
 	return h
@@ -246,4 +258,10 @@ func statusParts(t *testing.T, err error) (*status.Status, *errdetails.ErrorInfo
 func statusFromErr(err error) (codes.Code, string) {
 	st, _ := status.FromError(err)
 	return st.Code(), st.Message()
+}
+
+func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+func keepaliveClient(every time.Duration) keepalive.ClientParameters {
+	return keepalive.ClientParameters{Time: every, Timeout: 5 * time.Second, PermitWithoutStream: true}
 }

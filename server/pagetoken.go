@@ -55,7 +55,8 @@ func decodePageToken(token string, kind byte, filters uint64) ([]byte, error) {
 		return nil, errBadToken
 	}
 	buf, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(buf) < tokenHeaderLen+tokenChecksumLen {
+	// The decoder skips \r and \n: insist on the one canonical spelling.
+	if err != nil || len(buf) < tokenHeaderLen+tokenChecksumLen || base64.RawURLEncoding.EncodedLen(len(buf)) != len(token) {
 		return nil, errBadToken
 	}
 	body, sum := buf[:len(buf)-tokenChecksumLen], buf[len(buf)-tokenChecksumLen:]

@@ -63,7 +63,7 @@ type Server struct {
 	closed bool
 	active int
 
-	apiKey  atomic.Pointer[string]
+	apiKey  atomic.Pointer[[]string]
 	snap    atomic.Pointer[snapshot]
 	latency atomic.Int64
 	reqSeq  atomic.Uint64
@@ -149,7 +149,20 @@ func (s *Server) Close() error {
 
 // SetAPIKey changes the key the server accepts, effective for the next request. The empty
 // key rejects every request (a revoked key).
-func (s *Server) SetAPIKey(k string) { s.apiKey.Store(&k) }
+func (s *Server) SetAPIKey(k string) { s.SetAPIKeys(k) }
+
+// SetAPIKeys accepts any of keys at once, as HeyGen does while an old key
+// and its replacement overlap during a rotation. Empty keys are ignored;
+// no keys rejects every request.
+func (s *Server) SetAPIKeys(keys ...string) {
+	var ks []string
+	for _, k := range keys {
+		if k != "" {
+			ks = append(ks, k)
+		}
+	}
+	s.apiKey.Store(&ks)
+}
 
 // SetCatalogue atomically replaces the catalogue served. Requests already being answered
 // finish with the old one. c is not retained: later changes to it have no effect.
@@ -304,8 +317,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, path string) {
 }
 
 func (s *Server) authorized(key string) bool {
-	want := *s.apiKey.Load()
-	return want != "" && subtle.ConstantTimeCompare([]byte(key), []byte(want)) == 1
+	ok := false
+	for _, want := range *s.apiKey.Load() {
+		if subtle.ConstantTimeCompare([]byte(key), []byte(want)) == 1 {
+			ok = true
+		}
+	}
+	return ok
 }
 
 var (
