@@ -325,3 +325,5 @@ func TestCatalogueSwitch(t *testing.T) {
 		}
 	}
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
