@@ -39,6 +39,15 @@ const (
 // (for example an invalid request field) have domain "heygen-grpc.gateway".
 // UNKNOWN is never returned on purpose.
 //
+// When the gateway requires caller credentials, every call sends
+// `authorization: Bearer <token>` metadata (or a client certificate over
+// mutual TLS); a missing or wrong one is UNAUTHENTICATED with reason
+// CALLER_UNAUTHENTICATED. Any call may also be refused before reaching
+// HeyGen with RESOURCE_EXHAUSTED: CALLER_RATE_LIMITED (with QuotaFailure
+// and RetryInfo), GATEWAY_OVERLOADED or HEYGEN_CONCURRENCY_LIMIT; or with
+// UNAVAILABLE and reason CIRCUIT_OPEN (with RetryInfo) while HeyGen is
+// failing. Retry those with backoff; do not retry the others blindly.
+//
 // By default the gateway answers from an in-memory catalogue of every avatar
 // and group, crawled from HeyGen in the background and refreshed every few
 // minutes. Every response then carries header metadata saying where the
@@ -55,18 +64,24 @@ type AvatarsServiceClient interface {
 	//   - INVALID_ARGUMENT: a request field is invalid (BadRequest detail,
 	//     gateway domain), or HeyGen rejected a parameter (HEYGEN_INVALID_ARGUMENT).
 	//   - UNAUTHENTICATED: HeyGen rejected the gateway's API key
-	//     (HEYGEN_API_KEY_REJECTED); the caller's own credentials are not at fault.
+	//     (HEYGEN_API_KEY_REJECTED); the caller's own credentials are not at
+	//     fault. Or the caller's own token is missing or wrong
+	//     (CALLER_UNAUTHENTICATED, gateway domain).
 	//   - PERMISSION_DENIED: the gateway's key may not do this (HEYGEN_PERMISSION_DENIED).
 	//   - NOT_FOUND: HeyGen reported the group or page as not found (HEYGEN_NOT_FOUND).
 	//   - RESOURCE_EXHAUSTED: HeyGen rate-limited the gateway (HEYGEN_RATE_LIMITED,
-	//     with RetryInfo when HeyGen said when to retry).
+	//     with RetryInfo when HeyGen said when to retry), or the gateway's own
+	//     limits refused the call (CALLER_RATE_LIMITED, GATEWAY_OVERLOADED,
+	//     HEYGEN_CONCURRENCY_LIMIT; gateway domain).
 	//   - FAILED_PRECONDITION: the HeyGen account is out of credit
 	//     (HEYGEN_INSUFFICIENT_CREDIT), or a filter needs the catalogue, which
 	//     is switched off on this gateway (CATALOGUE_DISABLED, gateway domain).
 	//   - UNAVAILABLE: HeyGen failed or could not be reached after retries
 	//     (HEYGEN_UNAVAILABLE); safe to retry with backoff. From the catalogue,
 	//     upstream errors are returned only when there is no snapshot yet or
-	//     the last good one is older than the maximum staleness.
+	//     the last good one is older than the maximum staleness
+	//     (CATALOGUE_STALE when no HeyGen error explains it). CIRCUIT_OPEN
+	//     (gateway domain, with RetryInfo) while HeyGen keeps failing.
 	//   - INTERNAL: HeyGen answered with something the gateway cannot use
 	//     (HEYGEN_BAD_RESPONSE), or the gateway itself failed.
 	//   - DEADLINE_EXCEEDED, CANCELLED: the caller's deadline passed or it cancelled.
@@ -172,6 +187,15 @@ func (c *avatarsServiceClient) GetAvatarGroup(ctx context.Context, in *GetAvatar
 // (for example an invalid request field) have domain "heygen-grpc.gateway".
 // UNKNOWN is never returned on purpose.
 //
+// When the gateway requires caller credentials, every call sends
+// `authorization: Bearer <token>` metadata (or a client certificate over
+// mutual TLS); a missing or wrong one is UNAUTHENTICATED with reason
+// CALLER_UNAUTHENTICATED. Any call may also be refused before reaching
+// HeyGen with RESOURCE_EXHAUSTED: CALLER_RATE_LIMITED (with QuotaFailure
+// and RetryInfo), GATEWAY_OVERLOADED or HEYGEN_CONCURRENCY_LIMIT; or with
+// UNAVAILABLE and reason CIRCUIT_OPEN (with RetryInfo) while HeyGen is
+// failing. Retry those with backoff; do not retry the others blindly.
+//
 // By default the gateway answers from an in-memory catalogue of every avatar
 // and group, crawled from HeyGen in the background and refreshed every few
 // minutes. Every response then carries header metadata saying where the
@@ -188,18 +212,24 @@ type AvatarsServiceServer interface {
 	//   - INVALID_ARGUMENT: a request field is invalid (BadRequest detail,
 	//     gateway domain), or HeyGen rejected a parameter (HEYGEN_INVALID_ARGUMENT).
 	//   - UNAUTHENTICATED: HeyGen rejected the gateway's API key
-	//     (HEYGEN_API_KEY_REJECTED); the caller's own credentials are not at fault.
+	//     (HEYGEN_API_KEY_REJECTED); the caller's own credentials are not at
+	//     fault. Or the caller's own token is missing or wrong
+	//     (CALLER_UNAUTHENTICATED, gateway domain).
 	//   - PERMISSION_DENIED: the gateway's key may not do this (HEYGEN_PERMISSION_DENIED).
 	//   - NOT_FOUND: HeyGen reported the group or page as not found (HEYGEN_NOT_FOUND).
 	//   - RESOURCE_EXHAUSTED: HeyGen rate-limited the gateway (HEYGEN_RATE_LIMITED,
-	//     with RetryInfo when HeyGen said when to retry).
+	//     with RetryInfo when HeyGen said when to retry), or the gateway's own
+	//     limits refused the call (CALLER_RATE_LIMITED, GATEWAY_OVERLOADED,
+	//     HEYGEN_CONCURRENCY_LIMIT; gateway domain).
 	//   - FAILED_PRECONDITION: the HeyGen account is out of credit
 	//     (HEYGEN_INSUFFICIENT_CREDIT), or a filter needs the catalogue, which
 	//     is switched off on this gateway (CATALOGUE_DISABLED, gateway domain).
 	//   - UNAVAILABLE: HeyGen failed or could not be reached after retries
 	//     (HEYGEN_UNAVAILABLE); safe to retry with backoff. From the catalogue,
 	//     upstream errors are returned only when there is no snapshot yet or
-	//     the last good one is older than the maximum staleness.
+	//     the last good one is older than the maximum staleness
+	//     (CATALOGUE_STALE when no HeyGen error explains it). CIRCUIT_OPEN
+	//     (gateway domain, with RetryInfo) while HeyGen keeps failing.
 	//   - INTERNAL: HeyGen answered with something the gateway cannot use
 	//     (HEYGEN_BAD_RESPONSE), or the gateway itself failed.
 	//   - DEADLINE_EXCEEDED, CANCELLED: the caller's deadline passed or it cancelled.
