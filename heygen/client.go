@@ -213,7 +213,7 @@ func (c *Client) do(ctx context.Context, endpoint string, u *url.URL) (envelope,
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 
-	resp, err := c.http.Do(req)
+	resp, err := c.http.Do(req) //nolint:bodyclose // checkResponse always closes it
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return envelope{}, ctxErr

@@ -170,7 +170,6 @@ func decodeEnvelope(body []byte) (env envelope, code, message, param string, fai
 		return env, "", "", "", false, false
 	}
 	if isNonNull(env.Error) {
-		failed = true
 		switch env.Error[0] {
 		case '{':
 			var obj errorObject

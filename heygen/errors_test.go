@@ -1,6 +1,7 @@
 package heygen
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -99,8 +100,8 @@ func TestCheckResponseShapes(t *testing.T) {
 				}
 				return
 			}
-			herr, ok := err.(*Error)
-			if !ok {
+			var herr *Error
+			if !errors.As(err, &herr) {
 				t.Fatalf("CheckResponse() = %T %v, want *Error", err, err)
 			}
 			if herr.Kind != tt.wantKind {
@@ -127,12 +128,12 @@ func TestCheckResponseShapes(t *testing.T) {
 
 func TestCheckResponseRetryAfter(t *testing.T) {
 	err := CheckResponse(response(429, `{"error":{"code":"rate_limit_exceeded","message":"x"}}`, map[string]string{"Retry-After": "7"}), 1<<20)
-	herr := err.(*Error)
+	herr := asError(t, err)
 	if !herr.HasRetryAfter || herr.RetryAfter != 7*time.Second {
 		t.Fatalf("RetryAfter = %v (has %v), want 7s", herr.RetryAfter, herr.HasRetryAfter)
 	}
 	err = CheckResponse(response(429, ``, map[string]string{"Retry-After": "soon"}), 1<<20)
-	if herr := err.(*Error); herr.HasRetryAfter {
+	if herr := asError(t, err); herr.HasRetryAfter {
 		t.Fatalf("garbage Retry-After was taken as %v", herr.RetryAfter)
 	}
 }
@@ -140,8 +141,8 @@ func TestCheckResponseRetryAfter(t *testing.T) {
 func TestCheckResponseSizeCap(t *testing.T) {
 	body := `{"data":"` + strings.Repeat("a", 2000) + `"}`
 	err := CheckResponse(response(200, body, nil), 1024)
-	herr, ok := err.(*Error)
-	if !ok || herr.Kind != KindBadResponse || !strings.Contains(herr.Message, "1024-byte limit") {
+	var herr *Error
+	if !errors.As(err, &herr) || herr.Kind != KindBadResponse || !strings.Contains(herr.Message, "1024-byte limit") {
 		t.Fatalf("CheckResponse(oversized) = %v, want bad response naming the limit", err)
 	}
 	if err := CheckResponse(response(200, body, nil), int64(len(body))); err != nil {
@@ -151,13 +152,22 @@ func TestCheckResponseSizeCap(t *testing.T) {
 
 func TestCheckResponseLongMessageCapped(t *testing.T) {
 	err := CheckResponse(response(400, `{"error":{"code":"invalid_parameter","message":"`+strings.Repeat("é", 1000)+`"}}`, nil), 1<<20)
-	herr := err.(*Error)
+	herr := asError(t, err)
 	if len(herr.Message) > maxMessageLen+len("…") {
 		t.Fatalf("message kept %d bytes, want at most %d", len(herr.Message), maxMessageLen)
 	}
 	if !strings.HasSuffix(herr.Message, "…") || strings.ContainsRune(herr.Message, '\uFFFD') {
 		t.Fatalf("message cut badly: %q", herr.Message[len(herr.Message)-10:])
 	}
+}
+
+func asError(t *testing.T, err error) *Error {
+	t.Helper()
+	var herr *Error
+	if !errors.As(err, &herr) {
+		t.Fatalf("got %T %v, want *Error", err, err)
+	}
+	return herr
 }
 
 func TestParseRetryAfter(t *testing.T) {

@@ -68,6 +68,7 @@ func newBreaker(p BreakerPolicy, onState func(state string)) *breaker {
 	if p.ConsecutiveFailures <= 0 {
 		p.ConsecutiveFailures = 5
 	}
+	trip := uint32(min(p.ConsecutiveFailures, 1<<20)) //nolint:gosec // G115: clamped to a small positive range above
 	if p.OpenFor <= 0 {
 		p.OpenFor = 30 * time.Second
 	}
@@ -76,7 +77,7 @@ func newBreaker(p BreakerPolicy, onState func(state string)) *breaker {
 		Name:        "heygen",
 		MaxRequests: 1,
 		Timeout:     p.OpenFor,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(p.ConsecutiveFailures) },
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= trip },
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
 				b.openedAt.Store(time.Now().UnixNano())
@@ -113,7 +114,7 @@ func (b *breaker) allow() (done func(success bool), err error) {
 
 var errAttemptFailed = errors.New("attempt failed")
 
-// State reports the breaker state: "closed", "open", "half-open" or "disabled".
+// BreakerState reports the breaker state: "closed", "open", "half-open" or "disabled".
 func (c *Client) BreakerState() string {
 	if c.breaker == nil {
 		return "disabled"

@@ -85,7 +85,7 @@ func (f *fullJitter) NextBackOff() time.Duration {
 	if d == backoff.Stop || d <= 0 {
 		return d
 	}
-	return rand.N(d + 1)
+	return rand.N(d + 1) //nolint:gosec // G404: jitter spreads retries; it protects nothing
 }
 
 func (f *fullJitter) Reset() { f.exp.Reset() }
@@ -100,7 +100,7 @@ func (p RetryPolicy) newSchedule() backoff.BackOff {
 		backoff.WithMaxInterval(p.MaxDelay),
 		backoff.WithMaxElapsedTime(0),
 	)
-	return backoff.WithMaxRetries(&fullJitter{exp: exp}, uint64(p.MaxAttempts-1))
+	return backoff.WithMaxRetries(&fullJitter{exp: exp}, uint64(max(p.MaxAttempts-1, 0)))
 }
 
 // retryTransport is the outbound interceptor: it retries, and applies the
@@ -181,7 +181,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		err  error
 	)
 	for attempt := 1; ; attempt++ {
-		r, e, sent := t.attempt(req, endpoint, attempt == 1)
+		r, sent, e := t.attempt(req, endpoint, attempt == 1)
 		if !sent && attempt > 1 {
 			// A protection refused the retry: the caller gets the last real outcome.
 			return resp, err
@@ -241,7 +241,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // and the breaker allow it (sent=false and a *LimitError otherwise). The
 // timeout also covers reading the body: it is released when the body is
 // closed, and so is the concurrency slot.
-func (t *retryTransport) attempt(req *http.Request, endpoint string, first bool) (resp *http.Response, err error, sent bool) {
+func (t *retryTransport) attempt(req *http.Request, endpoint string, first bool) (resp *http.Response, sent bool, err error) {
 	ctx := req.Context()
 	release := func() {}
 	if t.sem != nil {
@@ -249,11 +249,11 @@ func (t *retryTransport) attempt(req *http.Request, endpoint string, first bool)
 		case t.sem.TryAcquire(1):
 		case queueing(ctx) && first:
 			if err := t.sem.Acquire(ctx, 1); err != nil {
-				return nil, err, false
+				return nil, false, err
 			}
 		default:
 			t.obs.Refused(endpoint, LimitConcurrency)
-			return nil, &LimitError{Reason: LimitConcurrency}, false
+			return nil, false, &LimitError{Reason: LimitConcurrency}
 		}
 		release = func() { t.sem.Release(1) }
 	}
@@ -261,7 +261,7 @@ func (t *retryTransport) attempt(req *http.Request, endpoint string, first bool)
 	if err != nil {
 		release()
 		t.obs.Refused(endpoint, LimitCircuitOpen)
-		return nil, err, false
+		return nil, false, err
 	}
 	actx, cancel := context.WithTimeout(ctx, t.policy.AttemptTimeout)
 	start := time.Now()
@@ -278,10 +278,10 @@ func (t *retryTransport) attempt(req *http.Request, endpoint string, first bool)
 	if err != nil {
 		cancel()
 		release()
-		return nil, err, true
+		return nil, true, err
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(); release() }}
-	return resp, nil, true
+	return resp, true, nil
 }
 
 type cancelOnClose struct {

@@ -131,7 +131,7 @@ func jitter(d time.Duration) time.Duration {
 	if span <= 0 {
 		return d
 	}
-	return d - time.Duration(span/2) + time.Duration(rand.Int64N(span))
+	return d - time.Duration(span/2) + time.Duration(rand.Int64N(span)) //nolint:gosec // G404: jitter spreads crawls; it protects nothing
 }
 
 // Refresh crawls now (sharing a crawl already under way) and reports how

@@ -153,6 +153,7 @@ func setup(t *testing.T, o setupOptions) *harness {
 	if err != nil {
 		t.Fatalf("heygen.New: %v", err)
 	}
+	t.Cleanup(client.CloseIdleConnections)
 	if o.probe == 0 {
 		o.probe = time.Hour
 	}

@@ -55,8 +55,9 @@ func decodePageToken(token string, kind byte, filters uint64) ([]byte, error) {
 		return nil, errBadToken
 	}
 	buf, err := base64.RawURLEncoding.DecodeString(token)
-	// The decoder skips \r and \n: insist on the one canonical spelling.
-	if err != nil || len(buf) < tokenHeaderLen+tokenChecksumLen || base64.RawURLEncoding.EncodedLen(len(buf)) != len(token) {
+	// The decoder skips \r and \n and ignores the unused bits of the last
+	// character: insist on the one canonical spelling of the bytes.
+	if err != nil || len(buf) < tokenHeaderLen+tokenChecksumLen || base64.RawURLEncoding.EncodeToString(buf) != token {
 		return nil, errBadToken
 	}
 	body, sum := buf[:len(buf)-tokenChecksumLen], buf[len(buf)-tokenChecksumLen:]

@@ -12,7 +12,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
@@ -127,7 +126,7 @@ func New(opts Options) (*Server, error) {
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(AvatarsServiceName, healthpb.HealthCheckResponse_SERVING)
-	healthgrpc.RegisterHealthServer(gs, hs)
+	healthpb.RegisterHealthServer(gs, hs)
 	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{client: opts.Client, catalogue: opts.Catalogue, metrics: opts.Metrics})
 	if opts.Metrics != nil {
 		opts.Metrics.grpc.InitializeMetrics(gs)

@@ -245,13 +245,15 @@ func TestMetricsEndpointAndPprof(t *testing.T) {
 	if code, _ := get("/debug/pprof/cmdline"); code != 200 {
 		t.Errorf("pprof not served with -pprof: %d", code)
 	}
-	addr2, _, _, logs2 := startRun(t, []string{"-demo", "-metrics-addr", "127.0.0.1:0"}, nil)
-	_ = addr2
-	for !strings.Contains(logs2.String(), `"msg":"serving metrics"`) {
+	_, _, _, logs2 := startRun(t, []string{"-demo", "-metrics-addr", "127.0.0.1:0"}, nil)
+	var a2 string
+	for a2 == "" {
+		if _, after, ok := strings.Cut(logs2.String(), `"msg":"serving metrics"`); ok {
+			_, rest, _ := strings.Cut(after, `"addr":"`)
+			a2, _, _ = strings.Cut(rest, `"`)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	_, rest, _ := strings.Cut(logs2.String()[strings.Index(logs2.String(), `"msg":"serving metrics"`):], `"addr":"`)
-	a2, _, _ := strings.Cut(rest, `"`)
 	resp, err := http.Get("http://" + a2 + "/debug/pprof/cmdline")
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func main() {
 }
 
 // demoAPIKey is the key the built-in fake accepts: not a secret.
-const demoAPIKey = "demo-key-not-secret"
+const demoAPIKey = "demo-key-not-secret" //nolint:gosec // G101: a fixed key for the built-in fake, not a credential
 
 // run is the whole program, testable: it serves until ctx is done, then
 // shuts down gracefully and returns nil.
@@ -205,7 +205,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	start := time.Now()
 	graceful := srv.Shutdown(sctx, cfg.drainDelay)
-	<-serveErr
+	if err := <-serveErr; err != nil {
+		log.Warn("serve ended with an error during shutdown", "error", err)
+	}
 	log.Info("stopped", "graceful", graceful, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

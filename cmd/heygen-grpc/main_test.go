@@ -59,7 +59,7 @@ func TestParseConfigDefaultsAndPrecedence(t *testing.T) {
 	}
 
 	// Defaults with only a key.
-	cfg, err = parseConfig([]string{"-env-file", filepath.Join(dir, "missing-but-default.env")}, env(map[string]string{"HEYGEN_API_KEY": "k"}), io.Discard)
+	_, err = parseConfig([]string{"-env-file", filepath.Join(dir, "missing-but-default.env")}, env(map[string]string{"HEYGEN_API_KEY": "k"}), io.Discard)
 	if err == nil {
 		t.Fatal("an explicitly named .env file that does not exist must be an error")
 	}

@@ -307,7 +307,7 @@ func (g *generator) look(grp *Group, p person, avatarType, status string, si, j 
 		lk.Tags = append([]string(nil), st.tags...)
 	}
 	if grp.Ownership == OwnershipPublic {
-		var when int64 = grp.CreatedAt
+		when := grp.CreatedAt
 		if lk.CreatedAt != nil {
 			when = *lk.CreatedAt
 		}

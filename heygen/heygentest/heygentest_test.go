@@ -604,7 +604,7 @@ func TestFaultOversize(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if resp.StatusCode != 200 || len(b) < size || !json.Valid(b) {
+			if resp.StatusCode != http.StatusOK || len(b) < size || !json.Valid(b) {
 				t.Fatalf("oversize %d: status %d, %d bytes, valid %v", size, resp.StatusCode, len(b), json.Valid(b))
 			}
 			if cl != (resp.ContentLength == int64(len(b))) {
@@ -699,7 +699,7 @@ func TestRequestCounting(t *testing.T) {
 	}
 	reqs := s.Requests()
 	if len(reqs) != 3 || reqs[0].RawQuery != "limit=5" || reqs[1].APIKey != "bad" || reqs[0].APIKey != testKey ||
-		reqs[0].Method != "GET" || reqs[2].Path != "/v3/avatars" || reqs[0].Time.IsZero() || reqs[0].RequestID == "" {
+		reqs[0].Method != http.MethodGet || reqs[2].Path != "/v3/avatars" || reqs[0].Time.IsZero() || reqs[0].RequestID == "" {
 		t.Fatalf("Requests = %+v", reqs)
 	}
 	s.ResetRequests()
