@@ -286,11 +286,19 @@ func pageQuery(limit int, token string) (url.Values, error) {
 	return q, nil
 }
 
-func nextToken(env envelope) string {
-	if env.NextToken != nil && env.HasMore {
-		return *env.NextToken
+// MaxNextTokenLen bounds HeyGen's next_token: HeyGen's are short opaque
+// strings, and callers carry them inside their own page tokens.
+const MaxNextTokenLen = 2048
+
+func nextToken(env envelope, endpoint string) (string, error) {
+	if env.NextToken == nil || !env.HasMore {
+		return "", nil
 	}
-	return ""
+	if len(*env.NextToken) > MaxNextTokenLen {
+		return "", &Error{Kind: KindBadResponse, Method: http.MethodGet, Endpoint: endpoint, HTTPStatus: http.StatusOK,
+			Message: fmt.Sprintf("next_token is %d bytes, over the %d-byte limit", len(*env.NextToken), MaxNextTokenLen)}
+	}
+	return *env.NextToken, nil
 }
 
 // AvatarsService is HeyGen's avatar endpoints.
@@ -319,7 +327,11 @@ func (s *AvatarsService) ListLooks(ctx context.Context, opts ListLooksOptions) (
 	if err != nil {
 		return nil, err
 	}
-	page := &LookPage{HasMore: env.HasMore, NextToken: nextToken(env)}
+	next, err := nextToken(env, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	page := &LookPage{HasMore: env.HasMore, NextToken: next}
 	if err := decodeData(env, endpoint, &page.Looks); err != nil {
 		return nil, err
 	}
@@ -357,7 +369,11 @@ func (s *AvatarsService) ListGroups(ctx context.Context, opts ListGroupsOptions)
 	if err != nil {
 		return nil, err
 	}
-	page := &GroupPage{HasMore: env.HasMore, NextToken: nextToken(env)}
+	next, err := nextToken(env, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	page := &GroupPage{HasMore: env.HasMore, NextToken: next}
 	if err := decodeData(env, endpoint, &page.Groups); err != nil {
 		return nil, err
 	}

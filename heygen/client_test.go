@@ -237,3 +237,14 @@ func TestRedirectNotFollowed(t *testing.T) {
 		t.Fatal("the redirect target was called")
 	}
 }
+
+func TestOverlongNextTokenIsABadResponse(t *testing.T) {
+	c, fake, _ := setup(t, heygen.RetryPolicy{})
+	fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Status: 200,
+		Body: `{"data":[],"has_more":true,"next_token":"` + strings.Repeat("t", heygen.MaxNextTokenLen+1) + `"}`})
+	_, err := c.Avatars.ListLooks(t.Context(), heygen.ListLooksOptions{})
+	var herr *heygen.Error
+	if !errors.As(err, &herr) || herr.Kind != heygen.KindBadResponse {
+		t.Fatalf("got %v, want a bad response", err)
+	}
+}

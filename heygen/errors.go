@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Kind classifies a HeyGen failure by what the caller can do about it. The
@@ -219,20 +221,18 @@ func rawCode(raw json.RawMessage) string {
 	return ""
 }
 
+// cleanMessage makes HeyGen's text safe to show and log: valid UTF-8, no
+// control characters (C0 or C1: no terminal escapes), length-capped.
 func cleanMessage(s string) string {
-	s = strings.TrimSpace(s)
+	s = strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD"))
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) {
 			return ' '
 		}
 		return r
 	}, s)
 	if len(s) > maxMessageLen {
-		cut := maxMessageLen
-		for cut > 0 && s[cut]&0xC0 == 0x80 { // do not split a UTF-8 sequence
-			cut--
-		}
-		s = s[:cut] + "…"
+		s = truncate(s, maxMessageLen) + "…"
 	}
 	return s
 }
@@ -398,9 +398,15 @@ func checkResponse(resp *http.Response, maxBytes int64) (envelope, error) {
 	return envelope{}, e
 }
 
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence,
+// and makes it valid UTF-8 (protobuf strings must be).
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

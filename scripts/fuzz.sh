@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a short, bounded time, one at a time:
+#
+#   ./scripts/fuzz.sh                  # each target for 10s
+#   FUZZTIME=30s ./scripts/fuzz.sh     # longer (any -fuzztime value: 30s, 5m, 100000x)
+#   ./scripts/fuzz.sh FuzzCheckResponse FuzzDecodePageToken   # only these
+#
+# Targets: the HeyGen envelope decoder and Retry-After parser (./heygen) and
+# the page-token decoder (./server). Their seed corpora are committed under
+# <pkg>/testdata/fuzz/<FuzzName>/ and also run as ordinary tests under plain
+# `go test ./...`.
+#
+# When a target finds a failing input, `go test -fuzz` writes it to
+# <pkg>/testdata/fuzz/<FuzzName>/<hash>: commit it with the fix, as a
+# regression test. Every target runs even if an earlier one failed; the exit
+# code is non-zero if any failed, and the failing inputs are listed at the end
+# (reproduce one with: go test -run='^FuzzName/<hash>$' ./<pkg>).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+# Build and test with the machine's Go; never download another toolchain.
+export GOTOOLCHAIN=local
+
+FUZZTIME="${FUZZTIME:-10s}"
+
+# package target, one per line.
+ALL_TARGETS="
+./heygen FuzzCheckResponse
+./heygen FuzzParseRetryAfter
+./server FuzzPageTokenRoundTrip
+./server FuzzDecodePageToken
+"
+
+# Every Fuzz function in the packages must be listed above, so that a new
+# target is not silently left out of CI.
+listed="$(awk 'NF {print $2}' <<<"$ALL_TARGETS" | sort)"
+declared="$(go test -list '^Fuzz' ./heygen ./server | grep '^Fuzz' | sort)"
+if [[ "$listed" != "$declared" ]]; then
+  echo "scripts/fuzz.sh: the target list is out of date." >&2
+  echo "listed:   $(tr '\n' ' ' <<<"$listed")" >&2
+  echo "declared: $(tr '\n' ' ' <<<"$declared")" >&2
+  exit 2
+fi
+
+selected=()
+while read -r pkg name; do
+  [[ -z "${pkg:-}" ]] && continue
+  if (($# > 0)); then
+    want=0
+    for arg in "$@"; do [[ "$arg" == "$name" ]] && want=1; done
+    ((want)) || continue
+  fi
+  selected+=("$pkg $name")
+done <<<"$ALL_TARGETS"
+if (($# > 0 && ${#selected[@]} != $#)); then
+  echo "scripts/fuzz.sh: unknown target among: $*" >&2
+  exit 2
+fi
+
+log="$(mktemp "${TMPDIR:-/tmp}/heygen-grpc-fuzz.XXXXXX")"
+trap 'rm -f "$log"' EXIT
+
+failed=()
+summary=()
+for entry in "${selected[@]}"; do
+  read -r pkg name <<<"$entry"
+  echo "==> go test -run='^\$' -fuzz='^${name}\$' -fuzztime=${FUZZTIME} ${pkg}"
+  rc=0
+  go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$pkg" 2>&1 | tee "$log" || rc=$?
+  execs="$(grep -oE 'execs: [0-9]+' "$log" | tail -n1 | awk '{print $2}' || true)"
+  if ((rc == 0)); then
+    summary+=("PASS  ${name} (${pkg}, ${execs:-?} execs)")
+    continue
+  fi
+  # A new failing input ("Failing input written to testdata/fuzz/F/h") or a
+  # committed one that still fails ("failure while testing seed corpus
+  # entry: F/name").
+  inputs="$(
+    {
+      sed -nE 's/.*Failing input written to (testdata\/fuzz\/[^[:space:]]+).*/\1/p' "$log"
+      sed -nE 's/.*failure while testing seed corpus entry: ([^[:space:]]+).*/testdata\/fuzz\/\1/p' "$log"
+    } | sort -u
+  )"
+  if [[ -z "$inputs" ]]; then
+    summary+=("FAIL  ${name} (${pkg}): go test exited ${rc} without naming an input (build or setup failure?)")
+    failed+=("$name")
+    continue
+  fi
+  while read -r input; do
+    summary+=("FAIL  ${name} (${pkg}): failing input ${pkg#./}/${input}")
+  done <<<"$inputs"
+  failed+=("$name")
+done
+
+echo
+echo "==> fuzz summary (FUZZTIME=${FUZZTIME})"
+printf '  %s\n' "${summary[@]}"
+if ((${#failed[@]} > 0)); then
+  echo
+  echo "Failing inputs are kept under <pkg>/testdata/fuzz/ and run under plain go test."
+  echo "Reproduce one with: go test -run='^FuzzName/<file>\$' ./<pkg>"
+  exit 1
+fi
