@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -249,6 +250,14 @@ func (c *config) validate() error {
 	case c.maxInFlight < 0 || c.heygenMaxConc < 0 || c.breakerFailures < 0:
 		return configErrorf("-max-in-flight, -heygen-max-concurrent and -heygen-breaker-failures must not be negative")
 	}
+	if err := checkAddr("-addr", c.addr); err != nil {
+		return err
+	}
+	if c.metricsAddr != "" {
+		if err := checkAddr("-metrics-addr", c.metricsAddr); err != nil {
+			return err
+		}
+	}
 	if _, err := heygen.ParseBaseURL(c.baseURL); err != nil {
 		return configErrorf("invalid -heygen-base-url: %s", strings.TrimPrefix(err.Error(), "heygen: "))
 	}
@@ -283,6 +292,18 @@ func (c *config) validate() error {
 		return configErrorf("invalid -heygen-max-response-bytes %d: must be at least 1024", c.maxResponseBytes)
 	case c.retryBaseDelay > c.retryMaxDelay:
 		return configErrorf("invalid -heygen-retry-base-delay %s: must not exceed -heygen-retry-max-delay %s", c.retryBaseDelay, c.retryMaxDelay)
+	}
+	return nil
+}
+
+// checkAddr validates a listen address as host:port with a numeric port.
+func checkAddr(flagName, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return configErrorf("invalid %s %q: want host:port or :port, such as :50051", flagName, addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return configErrorf("invalid %s %q: the port must be a number from 0 to 65535", flagName, addr)
 	}
 	return nil
 }

@@ -97,6 +97,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"log format", []string{"-log-format", "xml"}, key, "-log-format"},
 		{"log level", []string{"-log-level", "loud"}, key, "-log-level"},
 		{"stray argument", []string{"serve"}, key, "unexpected argument"},
+		{"bad addr", []string{"-addr", "not an address"}, key, "-addr"},
+		{"bad port", []string{"-addr", ":99999"}, key, "-addr"},
+		{"bad metrics addr", []string{"-metrics-addr", "9090"}, key, "-metrics-addr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
