@@ -287,42 +287,30 @@ func crawl(ctx context.Context, client *heygen.Client, built time.Time) (*Snapsh
 	g, gctx := errgroup.WithContext(ctx)
 	for own, name := range ownershipToHeyGen {
 		g.Go(func() error {
-			var all []heygen.Look
-			token := ""
-			for {
-				calls.Add(1)
-				page, err := client.Avatars.ListLooks(gctx, heygen.ListLooksOptions{Ownership: name, Limit: heygen.MaxPageLimit, Token: token})
+			all, err := pageAll(gctx, &calls, func(token string) ([]heygen.Look, string, error) {
+				p, err := client.Avatars.ListLooks(gctx, heygen.ListLooksOptions{Ownership: name, Limit: heygen.MaxPageLimit, Token: token})
 				if err != nil {
-					return fmt.Errorf("crawl %s looks: %w", name, err)
+					return nil, "", fmt.Errorf("crawl %s looks: %w", name, err)
 				}
-				all = append(all, page.Looks...)
-				if token = page.NextToken; token == "" || !page.HasMore {
-					break
-				}
-			}
+				return p.Looks, p.NextToken, nil
+			})
 			mu.Lock()
 			looks[own] = all
 			mu.Unlock()
-			return nil
+			return err
 		})
 		g.Go(func() error {
-			var all []heygen.Group
-			token := ""
-			for {
-				calls.Add(1)
-				page, err := client.Avatars.ListGroups(gctx, heygen.ListGroupsOptions{Ownership: name, Limit: heygen.MaxPageLimit, Token: token})
+			all, err := pageAll(gctx, &calls, func(token string) ([]heygen.Group, string, error) {
+				p, err := client.Avatars.ListGroups(gctx, heygen.ListGroupsOptions{Ownership: name, Limit: heygen.MaxPageLimit, Token: token})
 				if err != nil {
-					return fmt.Errorf("crawl %s groups: %w", name, err)
+					return nil, "", fmt.Errorf("crawl %s groups: %w", name, err)
 				}
-				all = append(all, page.Groups...)
-				if token = page.NextToken; token == "" || !page.HasMore {
-					break
-				}
-			}
+				return p.Groups, p.NextToken, nil
+			})
 			mu.Lock()
 			groups[own] = all
 			mu.Unlock()
-			return nil
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -331,6 +319,27 @@ func crawl(ctx context.Context, client *heygen.Client, built time.Time) (*Snapsh
 	s := buildSnapshot(built, looks, groups)
 	s.calls = int(calls.Load())
 	return s, nil
+}
+
+// pageAll fetches pages until HeyGen gives no next token, counting calls.
+func pageAll[T any](ctx context.Context, calls *atomic.Int64, page func(token string) ([]T, string, error)) ([]T, error) {
+	var all []T
+	token := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		calls.Add(1)
+		items, next, err := page(token)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		token = next
+	}
 }
 
 // buildSnapshot converts, de-duplicates (first ownership wins), sorts by
