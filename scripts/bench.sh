@@ -68,6 +68,8 @@
 #   BENCH_GOBENCH_TIME      go test -benchtime [1s]
 #   BENCH_QUIET_WAIT        seconds to wait for other load to calm down [120]
 #   BENCH_QUIET_WAIT_ROUND  the same before each round of part 1 [20]
+#   BENCH_KEEP              if set, keep the raw results, logs and profiles
+#                           (the temporary directory is printed at the end)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -141,6 +143,8 @@ cleanup() {
   done
   if ((rc != 0)); then
     log "failed (exit $rc); logs of this run are kept in $TMP"
+  elif [[ -n "${BENCH_KEEP:-}" ]]; then
+    log "raw results, logs and profiles kept in $TMP"
   else
     rm -rf "$TMP"
   fi
@@ -224,7 +228,13 @@ GHZ_HEALTH=(--insecure --proto bench/proto/grpc/health/v1/health.proto --import-
   --call grpc.health.v1.Health.Check -d '{}')
 
 # seconds DURATION: a Go-style duration of whole seconds (12s) in seconds.
-seconds() { [[ "$1" =~ ^([0-9]+)s$ ]] && echo "${BASH_REMATCH[1]}" || die "durations must be whole seconds, like 12s: $1"; }
+seconds() {
+  if [[ "$1" =~ ^([0-9]+)s$ ]]; then
+    echo "${BASH_REMATCH[1]}"
+  else
+    die "durations must be whole seconds, like 12s: $1"
+  fi
+}
 
 # measured NAME SERVER_PID HARD_LIMIT_S CMD...: runs CMD (a load generator)
 # on the client CPU, bounded by HARD_LIMIT_S, and records in $R/NAME.cpu
@@ -264,7 +274,7 @@ measured() {
 ghz_measure() {
   local name="$1" pid="$2" secs="$3" n
   shift 3
-  timeout -k 5 $(($(seconds "$WARMUP") + 30)) "${CLIENT_PIN[@]}" "$GHZ" --cpus 1 "$@" -z "$WARMUP" \
+  timeout -k 5 $((WARMUP_S + 30)) "${CLIENT_PIN[@]}" "$GHZ" --cpus 1 "$@" -z "$WARMUP" \
     -O json -o "$R/$name.warm.json" >"$R/$name.warm.log" 2>&1 || die "ghz warm-up $name failed: $(tail -5 "$R/$name.warm.log")"
   n="$("$TOOL" calls -ghz "$R/$name.warm.json" -seconds "$secs")"
   measured "$name" "$pid" $((secs * 4 + 60)) "$GHZ" --cpus 1 -n "$n" "$@" -O json -o "$R/$name.ghz.json"
@@ -275,12 +285,17 @@ ghz_measure() {
 # a warm-up, then a measured run of DURATION. Output: $R/NAME.load.json.
 load_measure() {
   local name="$1" pid="$2" call="$3" addr="$4"
-  timeout -k 5 $(($(seconds "$WARMUP") + 30)) "${CLIENT_PIN[@]}" "$B/grpcload" -addr "$addr" -call "$call" \
+  timeout -k 5 $((WARMUP_S + 30)) "${CLIENT_PIN[@]}" "$B/grpcload" -addr "$addr" -call "$call" \
     -page-size "$PAGE_SIZE" -c "$CONCURRENCY" -connections "$CONNECTIONS" -warmup 0s -duration "$WARMUP" \
     -o /dev/null >"$R/$name.warm.log" 2>&1 || die "grpcload warm-up $name failed: $(tail -5 "$R/$name.warm.log")"
   measured "$name" "$pid" "$HARD" "$B/grpcload" -addr "$addr" -call "$call" -page-size "$PAGE_SIZE" \
     -c "$CONCURRENCY" -connections "$CONNECTIONS" -warmup 0s -duration "$DURATION" -o "$R/$name.load.json"
 }
+
+DUR_S="$(seconds "$DURATION")"
+WARMUP_S="$(seconds "$WARMUP")"
+RSS_S="$(seconds "$RSS_DURATION")"
+HARD=$((DUR_S + 60))
 
 # ---- processes -------------------------------------------------------------------
 
@@ -349,7 +364,7 @@ start_bare() {
   echo "mem_total_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
   echo "go_version=$(go env GOVERSION)"
   echo "kernel=$(uname -sr)"
-  echo "os=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-unknown}")"
+  echo "os=$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null)"
   echo "ghz_version=$GHZ_VERSION"
   echo "placement=$PLACEMENT"
   echo "duration=$DURATION"
@@ -370,8 +385,6 @@ start_bare() {
   echo "load1_start=$(load1)"
 } >"$R/meta.env"
 
-DUR_S="$(seconds "$DURATION")"
-HARD=$((DUR_S + 60))
 
 log "waiting for a quiet machine (at most ${QUIET_WAIT}s)"
 wait_quiet "$QUIET_WAIT" start
@@ -420,7 +433,7 @@ G3_ADDR="$GW_ADDR"
   die "gateway gw3 never got its catalogue: $(tail -5 "$R/gw3.log")"
 PROF_S=$((DUR_S - 4 > 2 ? DUR_S - 4 : 2))
 log "CPU profile of the gateway binary (metrics and pprof on) under grpcload, ${PROF_S}s"
-(sleep $(($(seconds "$WARMUP") + 1)) && exec "$TOOL" http GET "http://$M3_ADDR/debug/pprof/profile?seconds=$PROF_S" "$R/gw3-cpu.pprof") \
+(sleep $((WARMUP_S + 1)) && exec "$TOOL" http GET "http://$M3_ADDR/debug/pprof/profile?seconds=$PROF_S" "$R/gw3-cpu.pprof") \
   >"$R/gw3-pprof.log" 2>&1 &
 PROF_PID=$!
 pids+=("$PROF_PID")
@@ -460,7 +473,7 @@ fake_stats stats-gwrest-after.json
 # Part 4: peak RSS under a sustained load of RSS_CALLERS callers.
 log "sustained load: $RSS_CALLERS callers for $RSS_DURATION (peak RSS)"
 echo "gw2_rss_before_load_kib=$(kib "$G2_PID" VmRSS)" >>"$R/meta.env"
-ghz_measure rss "$G2_PID" "$(seconds "$RSS_DURATION")" "${GHZ_LIST[@]}" -c "$RSS_CALLERS" --connections 10 "$G2_ADDR"
+ghz_measure rss "$G2_PID" "$RSS_S" "${GHZ_LIST[@]}" -c "$RSS_CALLERS" --connections 10 "$G2_ADDR"
 {
   echo "gw2_vmhwm_kib=$(kib "$G2_PID" VmHWM)"
   echo "gw2_rss_after_load_kib=$(kib "$G2_PID" VmRSS)"
