@@ -108,8 +108,8 @@ func (s *avatarsServer) ListAvatars(ctx context.Context, req *heygenv1.ListAvata
 	if err := checkEnum("preferred_orientation", req.GetPreferredOrientation(), heygenv1.Orientation_name); err != nil {
 		return nil, err
 	}
-	if err := checkFilterText(map[string]string{"query": req.GetQuery(), "gender": req.GetGender(),
-		"supported_engine": req.GetSupportedEngine(), "tag": req.GetTag()}); err != nil {
+	if err := checkFilterText(textFilter{"query", req.GetQuery()}, textFilter{"gender", req.GetGender()},
+		textFilter{"supported_engine", req.GetSupportedEngine()}, textFilter{"tag", req.GetTag()}); err != nil {
 		return nil, err
 	}
 	if s.catalogue != nil {
@@ -178,7 +178,7 @@ func (s *avatarsServer) ListAvatarGroups(ctx context.Context, req *heygenv1.List
 	if err := checkEnum("ownership", req.GetOwnership(), heygenv1.Ownership_name); err != nil {
 		return nil, err
 	}
-	if err := checkFilterText(map[string]string{"query": req.GetQuery(), "gender": req.GetGender()}); err != nil {
+	if err := checkFilterText(textFilter{"query", req.GetQuery()}, textFilter{"gender", req.GetGender()}); err != nil {
 		return nil, err
 	}
 	if s.catalogue != nil {

@@ -34,13 +34,13 @@ func (s *avatarsServer) setSource(ctx context.Context, src Source, snap *Snapsho
 	_ = grpc.SetHeader(ctx, md)
 }
 
+// textFilter is one free-text filter field and its value.
+type textFilter struct{ name, value string }
+
 // checkFilterText bounds free-text filters.
-func checkFilterText(fields map[string]string) error {
-	for _, name := range []string{"query", "gender", "supported_engine", "tag"} {
-		v, ok := fields[name]
-		if !ok {
-			continue
-		}
+func checkFilterText(fields ...textFilter) error {
+	for _, f := range fields {
+		name, v := f.name, f.value
 		if len(v) > maxFilterTextLen {
 			return invalidField(name, "must be at most "+strconv.Itoa(maxFilterTextLen)+" bytes")
 		}
@@ -93,7 +93,7 @@ func (s *avatarsServer) listAvatarsFromCatalogue(ctx context.Context, req *heyge
 	if err != nil {
 		return nil, err
 	}
-	page, next := snap.listAvatars(&f, after, size)
+	page, next := snap.listAvatarWire(&f, after, size)
 	s.setSource(ctx, src, snap)
 	resp := &heygenv1.ListAvatarsResponse{Avatars: page}
 	if next != "" {

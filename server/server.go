@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"time"
 
 	"google.golang.org/grpc"
@@ -109,6 +110,9 @@ func New(opts Options) (*Server, error) {
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		// A fixed pool of stream workers instead of a goroutine per call:
+		// the profile showed 12-15% of CPU growing fresh goroutine stacks.
+		grpc.NumStreamWorkers(uint32(max(16, 4*runtime.GOMAXPROCS(0)))), //nolint:gosec // G115: small positive
 		// Mesh sidecars and gRPC clients ping at most every 10-30 s when they
 		// ping at all; allowing 5 s (and pings without streams) means no
 		// well-behaved client is ever sent GOAWAY "too_many_pings".
