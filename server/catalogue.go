@@ -255,6 +255,7 @@ type Snapshot struct {
 	avatars   []*heygenv1.Avatar
 	wire      []*heygenv1.Avatar // avatars[i] pre-encoded; see encodeOnce
 	avatarIdx map[string]int
+	byGroup   map[string][]int32 // group id -> ascending positions in avatars
 	avatarKey []avatarKeys
 	groups    []*heygenv1.AvatarGroup
 	groupIdx  map[string]int
@@ -381,6 +382,12 @@ func buildSnapshot(built time.Time, looks map[heygenv1.Ownership][]heygen.Look, 
 		}
 		s.avatarKey[i] = k
 	}
+	s.byGroup = map[string][]int32{}
+	for i, a := range s.avatars {
+		if g := a.GetGroupId(); g != "" {
+			s.byGroup[g] = append(s.byGroup[g], int32(i))
+		}
+	}
 	s.wire = make([]*heygenv1.Avatar, len(s.avatars))
 	for i, a := range s.avatars {
 		s.wire[i] = encodeOnce(a)
@@ -465,9 +472,25 @@ func (s *Snapshot) listAvatarsFrom(out []*heygenv1.Avatar, f *avatarFilter, afte
 	if start < len(s.avatars) && after != "" && s.avatars[start].GetId() == after {
 		start++
 	}
-	page = make([]*heygenv1.Avatar, 0, min(size, len(s.avatars)-start))
+	// Candidates: every position from start, or, with a group filter, only
+	// that group's positions (a group has a handful of avatars; scanning
+	// 5,000 for them took ~46 µs).
+	candidates := s.byGroup[f.groupID]
+	if f.groupID != "" {
+		from, _ := slices.BinarySearch(candidates, int32(start)) //nolint:gosec // G115: positions fit int32 (snapshots are far smaller)
+		candidates = candidates[from:]
+	}
+	n := len(s.avatars) - start
+	if f.groupID != "" {
+		n = len(candidates)
+	}
+	page = make([]*heygenv1.Avatar, 0, min(size, n))
 	last := ""
-	for i := start; i < len(s.avatars); i++ {
+	for j := range n {
+		i := start + j
+		if f.groupID != "" {
+			i = int(candidates[j])
+		}
 		if !f.match(s.avatars[i], &s.avatarKey[i]) {
 			continue
 		}
