@@ -38,6 +38,22 @@ func readKeyFile(path string) (string, error) {
 // with; a missing or empty file keeps the current key. Never logs the key.
 func watchKeyFile(ctx context.Context, path string, interval time.Duration, current string, set func(string), log *slog.Logger) {
 	last := sha256.Sum256([]byte(current))
+	pollEvery(ctx, interval, func() {
+		key, err := readKeyFile(path)
+		if err != nil {
+			log.ErrorContext(ctx, "cannot re-read the HeyGen API key file; keeping the current key", "error", err)
+			return
+		}
+		if sum := sha256.Sum256([]byte(key)); sum != last {
+			last = sum
+			set(key)
+			log.InfoContext(ctx, "HeyGen API key reloaded from its file", "path", path)
+		}
+	})
+}
+
+// pollEvery calls check every interval until ctx is done.
+func pollEvery(ctx context.Context, interval time.Duration, check func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -45,16 +61,7 @@ func watchKeyFile(ctx context.Context, path string, interval time.Duration, curr
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		key, err := readKeyFile(path)
-		if err != nil {
-			log.ErrorContext(ctx, "cannot re-read the HeyGen API key file; keeping the current key", "error", err)
-			continue
-		}
-		if sum := sha256.Sum256([]byte(key)); sum != last {
-			last = sum
-			set(key)
-			log.InfoContext(ctx, "HeyGen API key reloaded from its file", "path", path)
+			check()
 		}
 	}
 }
@@ -110,21 +117,14 @@ func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 }
 
 func (r *certReloader) watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	pollEvery(ctx, interval, func() {
 		switch changed, err := r.reload(); {
 		case err != nil:
 			r.log.ErrorContext(ctx, "cannot reload the TLS certificate; keeping the current one", "error", err)
 		case changed:
 			r.log.InfoContext(ctx, "TLS certificate reloaded", "cert", r.certFile)
 		}
-	}
+	})
 }
 
 // tlsConfig builds the server's TLS configuration: TLS 1.2 or later, the
