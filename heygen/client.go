@@ -1,6 +1,7 @@
 package heygen
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,12 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/semaphore"
 )
 
 // DefaultBaseURL is HeyGen's API.
@@ -24,6 +21,10 @@ const DefaultBaseURL = "https://api.heygen.com"
 // DefaultMaxResponseBytes caps a response body. A page of 50 looks is
 // around 50 KB; HeyGen's old unpaginated list was over 2 MB.
 const DefaultMaxResponseBytes = 8 << 20
+
+// MaxNextTokenLen bounds HeyGen's next_token: HeyGen's are short opaque
+// strings, and callers carry them inside their own page tokens.
+const MaxNextTokenLen = 2048
 
 // Options configures [New].
 type Options struct {
@@ -57,24 +58,33 @@ type Options struct {
 }
 
 // Client calls HeyGen's REST API. It is safe for concurrent use.
+//
+// Endpoint methods hang off its resource fields (client.Avatars.GetLook,
+// client.Users.Me, ...); each builds a request with [Client.NewRequest] and
+// sends it with [Client.Do], so the key, the envelope and the error shapes
+// are handled in exactly one place.
 type Client struct {
 	baseURL   *url.URL
 	http      *http.Client
-	apiKey    atomic.Pointer[string]
+	keys      *keyRing
 	maxBytes  int64
 	userAgent string
-	breaker   *breaker
+	transport *transport
 
 	// Avatars reaches the avatar (look) and avatar group endpoints.
 	Avatars *AvatarsService
 	// Users reaches the account endpoint.
 	Users *UsersService
+	// Voices reaches the voice endpoints.
+	Voices *VoicesService
+	// Videos reaches the video endpoints.
+	Videos *VideosService
 }
 
 // New returns a client, or an error naming the bad option.
 func New(opts Options) (*Client, error) {
 	if opts.APIKey == "" {
-		return nil, errors.New("heygen: an API key is required")
+		return nil, errors.New("an API key is required")
 	}
 	if opts.BaseURL == "" {
 		opts.BaseURL = DefaultBaseURL
@@ -92,59 +102,53 @@ func New(opts Options) (*Client, error) {
 	if opts.UserAgent == "" {
 		opts.UserAgent = "heygen-grpc"
 	}
-	obs := opts.Observer
-	if obs == nil {
-		obs = nopObserver{}
-	}
-	rt := NewRetryTransport(opts.Transport, opts.Retry, opts.Logger).(*retryTransport)
-	rt.obs = obs
-	rt.breaker = newBreaker(opts.Breaker, obs.BreakerState)
-	rt.budget = newRetryBudget(opts.Budget)
-	if opts.MaxConcurrent > 0 {
-		rt.sem = semaphore.NewWeighted(int64(opts.MaxConcurrent))
-	}
 	c := &Client{
-		baseURL: base,
-		breaker: rt.breaker,
-		http: &http.Client{
-			Transport: rt,
-			// Never follow a redirect: the X-Api-Key header would go with it.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		baseURL:   base,
+		keys:      &keyRing{},
 		maxBytes:  opts.MaxResponseBytes,
 		userAgent: opts.UserAgent,
 	}
-	c.SetAPIKey(opts.APIKey)
+	c.keys.set(opts.APIKey)
+	c.transport = newTransport(opts, c.keys.redact)
+	c.http = &http.Client{
+		Transport: c.transport,
+		// Never follow a redirect: the X-Api-Key header would go with it.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	c.Avatars = &AvatarsService{c: c}
 	c.Users = &UsersService{c: c}
+	c.Voices = &VoicesService{c: c}
+	c.Videos = &VideosService{c: c}
 	return c, nil
 }
 
 // SetAPIKey replaces the key used by calls that start after it returns;
 // calls already under way finish with the key they started with. An empty
-// key is ignored.
-func (c *Client) SetAPIKey(key string) {
-	if key != "" {
-		c.apiKey.Store(&key)
-	}
-}
+// key is ignored. The previous keys are still redacted from anything
+// HeyGen echoes.
+func (c *Client) SetAPIKey(key string) { c.keys.set(key) }
+
+// Redact removes every API key the client has used from s. Everything that
+// came from HeyGen passes through it before it becomes an error, and
+// callers may use it for anything else they log.
+func (c *Client) Redact(s string) string { return c.keys.redact(s) }
 
 // ParseBaseURL validates a HeyGen base URL: absolute http or https, a host,
 // no user info, query or fragment. The returned error says which rule failed.
 func ParseBaseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("heygen: base URL %q is not a URL", raw)
+		return nil, fmt.Errorf("base URL %q is not a URL", raw)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("heygen: base URL %q must start with https:// or http://", raw)
+		return nil, fmt.Errorf("base URL %q must start with https:// or http://", raw)
 	case u.Host == "":
-		return nil, fmt.Errorf("heygen: base URL %q has no host", raw)
+		return nil, fmt.Errorf("base URL %q has no host", raw)
 	case u.User != nil:
-		return nil, errors.New("heygen: base URL must not contain credentials")
+		return nil, errors.New("base URL must not contain credentials")
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return nil, fmt.Errorf("heygen: base URL %q must not have a query or fragment", raw)
+		return nil, fmt.Errorf("base URL %q must not have a query or fragment", raw)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
@@ -179,44 +183,107 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 // ValidID reports whether id may be used as a HeyGen id.
 func ValidID(id string) bool { return idPattern.MatchString(id) }
 
+// IDRule says what [ValidID] accepts, for error messages.
+const IDRule = "must be 1 to 128 characters of A-Z, a-z, 0-9, '_' or '-'"
+
 func checkID(field, id string) error {
 	if !ValidID(id) {
-		return &ValidationError{Field: field, Reason: "must be 1 to 128 characters of A-Z, a-z, 0-9, '_' or '-'"}
+		return &ValidationError{Field: field, Reason: IDRule}
 	}
 	return nil
 }
 
-// get performs GET base+path?query and decodes the successful envelope.
-// endpoint is the route template used in errors ("/v3/avatars/{group_id}").
-func (c *Client) get(ctx context.Context, endpoint string, segments []string, query url.Values) (envelope, error) {
-	u := *c.baseURL
-	var path strings.Builder
-	path.WriteString(u.Path)
-	for _, s := range segments {
-		path.WriteByte('/')
-		path.WriteString(url.PathEscape(s))
-	}
-	u.Path = path.String()
-	u.RawQuery = query.Encode()
-	return c.do(ctx, endpoint, &u)
+// Path is a request path together with its route template: the template
+// ("/v3/avatars/looks/{look_id}") names the endpoint in errors, logs and
+// metrics, which must never carry ids.
+type Path struct {
+	// Template is the route with placeholders, as HeyGen documents it.
+	Template string
+	escaped  string
 }
 
-// do sends one GET, with the API key set here and nowhere else.
-func (c *Client) do(ctx context.Context, endpoint string, u *url.URL) (envelope, error) {
-	ctx, counter := withAttemptCounter(ctx)
-	ctx = context.WithValue(ctx, endpointKey{}, endpoint)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return envelope{}, fmt.Errorf("heygen: build request for %s: %w", endpoint, err)
+// Route fills the {placeholders} of template, in order, with ids, each
+// escaped as one path segment. Endpoint methods validate ids first (see
+// [ValidID]); Route escapes them anyway.
+func Route(template string, ids ...string) Path {
+	var b strings.Builder
+	rest := template
+	for _, id := range ids {
+		open := strings.IndexByte(rest, '{')
+		end := strings.IndexByte(rest, '}')
+		if open < 0 || end < open {
+			break
+		}
+		b.WriteString(rest[:open])
+		b.WriteString(url.PathEscape(id))
+		rest = rest[end+1:]
 	}
-	req.Header.Set("X-Api-Key", *c.apiKey.Load())
+	b.WriteString(rest)
+	return Path{Template: template, escaped: b.String()}
+}
+
+// NewRequest builds a request to HeyGen: method, path (see [Route]), query
+// and, when body is not nil, a JSON body. The API key is set here and
+// nowhere else. The request is not sent until [Client.Do].
+func (c *Client) NewRequest(ctx context.Context, method string, path Path, query url.Values, body any) (*http.Request, error) {
+	target := c.baseURL.String() + path.escaped
+	if q := query.Encode(); q != "" {
+		target += "?" + q
+	}
+	var rd *bytes.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encode the body of %s %s: %w", method, path.Template, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx = context.WithValue(ctx, endpointKey{}, path.Template)
+	var req *http.Request
+	var err error
+	if rd != nil {
+		req, err = http.NewRequestWithContext(ctx, method, target, rd)
+	} else {
+		req, err = http.NewRequestWithContext(ctx, method, target, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("build request for %s %s: %w", method, path.Template, err)
+	}
+	req.Header.Set("X-Api-Key", c.keys.current())
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
 
+// Response is what a successful call returned besides its data.
+type Response struct {
+	// StatusCode is HeyGen's HTTP status.
+	StatusCode int
+	// RequestID is HeyGen's X-Request-Id (redacted, length-capped).
+	RequestID string
+	// HasMore and NextToken page through lists: NextToken fetches the next
+	// page and is empty on the last one.
+	HasMore   bool
+	NextToken string
+	// Attempts is how many HTTP attempts the call took.
+	Attempts int
+}
+
+// Do sends req (built by [Client.NewRequest]) with the retry policy and
+// decodes the successful envelope's data into v (unless v is nil). Every
+// failure is an [*Error], a [*LimitError] (refused before sending), or the
+// context's error when the caller gave up.
+func (c *Client) Do(req *http.Request, v any) (*Response, error) {
+	ctx, counter := withAttemptCounter(req.Context())
+	req = req.WithContext(ctx)
+	endpoint := endpointFrom(ctx)
 	resp, err := c.http.Do(req) //nolint:bodyclose // checkResponse always closes it
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return envelope{}, ctxErr
+			return nil, ctxErr
 		}
 		// url.Error would repeat the full URL with its query: keep only the cause.
 		var uerr *url.Error
@@ -225,200 +292,61 @@ func (c *Client) do(ctx context.Context, endpoint string, u *url.URL) (envelope,
 		}
 		var lerr *LimitError
 		if errors.As(err, &lerr) {
-			return envelope{}, lerr
+			return nil, lerr
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = errors.New("attempt timed out")
+		var herr *Error
+		if errors.As(err, &herr) { // the transport's own verdict (a bad 409 body, say)
+			herr.Method, herr.Endpoint, herr.Attempts = req.Method, endpoint, int(counter.n.Load())
+			return nil, herr
 		}
-		return envelope{}, &Error{Kind: KindUnavailable, Method: http.MethodGet, Endpoint: endpoint,
-			Attempts: int(counter.n.Load()), Err: err}
+		return nil, c.transportError(req.Method, endpoint, int(counter.n.Load()), err)
 	}
-	env, err := checkResponse(resp, c.maxBytes)
+	env, err := checkResponse(resp, c.maxBytes, c.keys.redact)
+	attempts := int(counter.n.Load())
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return envelope{}, ctxErr
+			return nil, ctxErr
 		}
 		var herr *Error
 		if errors.As(err, &herr) {
-			herr.Method, herr.Endpoint = http.MethodGet, endpoint
-			herr.Attempts = int(counter.n.Load())
-			herr.Message = c.redact(herr.Message)
+			herr.Method, herr.Endpoint, herr.Attempts = req.Method, endpoint, attempts
 		}
-		return envelope{}, err
+		return nil, err
 	}
-	return env, nil
-}
-
-// redact removes the API key from text that came from HeyGen, in case an
-// error message ever echoes it.
-func (c *Client) redact(s string) string {
-	if key := *c.apiKey.Load(); key != "" && strings.Contains(s, key) {
-		s = strings.ReplaceAll(s, key, "[REDACTED]")
+	out := &Response{StatusCode: resp.StatusCode, RequestID: cleanField(resp.Header.Get("X-Request-Id"), 128, c.keys.redact),
+		HasMore: env.HasMore, Attempts: attempts}
+	fail := func(msg string) error {
+		return &Error{Kind: KindBadResponse, Method: req.Method, Endpoint: endpoint, HTTPStatus: resp.StatusCode,
+			RequestID: out.RequestID, Attempts: attempts, Message: msg}
 	}
-	return s
-}
-
-// decodeData unmarshals the envelope's data into v, reporting a missing or
-// malformed data member as a bad response.
-func decodeData(env envelope, endpoint string, v any) error {
+	if env.HasMore && env.NextToken != nil {
+		if len(*env.NextToken) > MaxNextTokenLen {
+			return nil, fail(fmt.Sprintf("next_token is %d bytes, over the %d-byte limit", len(*env.NextToken), MaxNextTokenLen))
+		}
+		out.NextToken = *env.NextToken
+	}
+	if v == nil {
+		return out, nil
+	}
 	if !isNonNull(env.Data) {
-		return &Error{Kind: KindBadResponse, Method: http.MethodGet, Endpoint: endpoint, HTTPStatus: http.StatusOK,
-			Message: "response has no data"}
+		return nil, fail("response has no data")
 	}
 	if err := json.Unmarshal(env.Data, v); err != nil {
-		return &Error{Kind: KindBadResponse, Method: http.MethodGet, Endpoint: endpoint, HTTPStatus: http.StatusOK,
-			Message: "response data does not decode: " + truncate(err.Error(), 200)}
+		return nil, fail("response data does not decode: " + cleanField(err.Error(), 200, c.keys.redact))
 	}
-	return nil
+	return out, nil
 }
 
-func pageQuery(limit int, token string) (url.Values, error) {
-	q := url.Values{}
-	if limit < 0 || limit > MaxPageLimit {
-		return nil, &ValidationError{Field: "limit", Reason: "must be between 1 and " + strconv.Itoa(MaxPageLimit)}
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if token != "" {
-		q.Set("token", token)
-	}
-	return q, nil
-}
-
-// MaxNextTokenLen bounds HeyGen's next_token: HeyGen's are short opaque
-// strings, and callers carry them inside their own page tokens.
-const MaxNextTokenLen = 2048
-
-func nextToken(env envelope, endpoint string) (string, error) {
-	if env.NextToken == nil || !env.HasMore {
-		return "", nil
-	}
-	if len(*env.NextToken) > MaxNextTokenLen {
-		return "", &Error{Kind: KindBadResponse, Method: http.MethodGet, Endpoint: endpoint, HTTPStatus: http.StatusOK,
-			Message: fmt.Sprintf("next_token is %d bytes, over the %d-byte limit", len(*env.NextToken), MaxNextTokenLen)}
-	}
-	return *env.NextToken, nil
-}
-
-// AvatarsService is HeyGen's avatar endpoints.
-type AvatarsService struct{ c *Client }
-
-// ListLooks fetches one page of looks (GET /v3/avatars/looks).
-func (s *AvatarsService) ListLooks(ctx context.Context, opts ListLooksOptions) (*LookPage, error) {
-	const endpoint = "/v3/avatars/looks"
-	q, err := pageQuery(opts.Limit, opts.Token)
-	if err != nil {
-		return nil, err
-	}
-	if opts.GroupID != "" {
-		if err := checkID("group_id", opts.GroupID); err != nil {
-			return nil, err
-		}
-		q.Set("group_id", opts.GroupID)
-	}
-	if opts.AvatarType != "" {
-		q.Set("avatar_type", opts.AvatarType)
-	}
-	if opts.Ownership != "" {
-		q.Set("ownership", opts.Ownership)
-	}
-	env, err := s.c.get(ctx, endpoint, []string{"v3", "avatars", "looks"}, q)
-	if err != nil {
-		return nil, err
-	}
-	next, err := nextToken(env, endpoint)
-	if err != nil {
-		return nil, err
-	}
-	page := &LookPage{HasMore: env.HasMore, NextToken: next}
-	if err := decodeData(env, endpoint, &page.Looks); err != nil {
-		return nil, err
-	}
-	return page, nil
-}
-
-// GetLook fetches one look (GET /v3/avatars/looks/{look_id}).
-func (s *AvatarsService) GetLook(ctx context.Context, lookID string) (*Look, error) {
-	const endpoint = "/v3/avatars/looks/{look_id}"
-	if err := checkID("look_id", lookID); err != nil {
-		return nil, err
-	}
-	env, err := s.c.get(ctx, endpoint, []string{"v3", "avatars", "looks", lookID}, nil)
-	if err != nil {
-		return nil, err
-	}
-	var look Look
-	if err := decodeData(env, endpoint, &look); err != nil {
-		return nil, err
-	}
-	return &look, nil
-}
-
-// ListGroups fetches one page of avatar groups (GET /v3/avatars).
-func (s *AvatarsService) ListGroups(ctx context.Context, opts ListGroupsOptions) (*GroupPage, error) {
-	const endpoint = "/v3/avatars"
-	q, err := pageQuery(opts.Limit, opts.Token)
-	if err != nil {
-		return nil, err
-	}
-	if opts.Ownership != "" {
-		q.Set("ownership", opts.Ownership)
-	}
-	env, err := s.c.get(ctx, endpoint, []string{"v3", "avatars"}, q)
-	if err != nil {
-		return nil, err
-	}
-	next, err := nextToken(env, endpoint)
-	if err != nil {
-		return nil, err
-	}
-	page := &GroupPage{HasMore: env.HasMore, NextToken: next}
-	if err := decodeData(env, endpoint, &page.Groups); err != nil {
-		return nil, err
-	}
-	return page, nil
-}
-
-// GetGroup fetches one avatar group (GET /v3/avatars/{group_id}).
-func (s *AvatarsService) GetGroup(ctx context.Context, groupID string) (*Group, error) {
-	const endpoint = "/v3/avatars/{group_id}"
-	if err := checkID("group_id", groupID); err != nil {
-		return nil, err
-	}
-	if groupID == "looks" {
-		// "/v3/avatars/looks" is the look list, not a group.
-		return nil, &ValidationError{Field: "group_id", Reason: `"looks" is not a group id`}
-	}
-	env, err := s.c.get(ctx, endpoint, []string{"v3", "avatars", groupID}, nil)
-	if err != nil {
-		return nil, err
-	}
-	var g Group
-	if err := decodeData(env, endpoint, &g); err != nil {
-		return nil, err
-	}
-	return &g, nil
-}
-
-// UsersService is HeyGen's account endpoint.
-type UsersService struct{ c *Client }
-
-// Me fetches the account that owns the key (GET /v3/users/me): a cheap
-// call that proves the key works.
-func (s *UsersService) Me(ctx context.Context) (*User, error) {
-	const endpoint = "/v3/users/me"
-	env, err := s.c.get(ctx, endpoint, []string{"v3", "users", "me"}, nil)
-	if err != nil {
-		return nil, err
-	}
-	var u User
-	if err := decodeData(env, endpoint, &u); err != nil {
-		return nil, err
-	}
-	return &u, nil
+// transportError makes an *Error of a failure to reach HeyGen: the
+// classified cause for callers, the redacted text for logs.
+func (c *Client) transportError(method, endpoint string, attempts int, err error) *Error {
+	return &Error{Kind: KindUnavailable, Method: method, Endpoint: endpoint, Attempts: attempts,
+		Cause: TransportCause(err), Err: redactError(err, c.keys.redact)}
 }
 
 // CloseIdleConnections closes the transport's idle keep-alive connections
 // (at shutdown, or in tests checking for leaks).
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// BreakerState reports the breaker state: "closed", "open", "half-open" or "disabled".
+func (c *Client) BreakerState() string { return c.transport.breaker.state() }

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Kind classifies a HeyGen failure by what the caller can do about it. The
@@ -36,6 +34,15 @@ const (
 	KindInsufficientCredit
 	// KindUnavailable: HeyGen failed (5xx) or could not be reached.
 	KindUnavailable
+	// KindConflict: HeyGen refused a write that conflicts with the
+	// resource's state (409 conflict).
+	KindConflict
+	// KindPayloadTooLarge: HeyGen refused a request body as too large (413).
+	KindPayloadTooLarge
+	// KindInProgress: an earlier request with the same Idempotency-Key is
+	// still being processed (409 request_in_progress); retry later with
+	// the same key.
+	KindInProgress
 )
 
 var kindNames = [...]string{
@@ -47,6 +54,9 @@ var kindNames = [...]string{
 	KindRateLimited:        "rate_limited",
 	KindInsufficientCredit: "insufficient_credit",
 	KindUnavailable:        "unavailable",
+	KindConflict:           "conflict",
+	KindPayloadTooLarge:    "payload_too_large",
+	KindInProgress:         "in_progress",
 }
 
 // String returns a short snake_case name for logs.
@@ -80,7 +90,11 @@ type Error struct {
 	HasRetryAfter bool
 	// Attempts is how many HTTP attempts were made, retries included.
 	Attempts int
-	// Err is the underlying transport error, if any.
+	// Cause classifies a failure to reach HeyGen (see TransportCause): safe
+	// to show callers, it never holds an address.
+	Cause string
+	// Err is the underlying transport error, if any, with its text
+	// redacted; it may name addresses, so it is for logs, never for callers.
 	Err error
 }
 
@@ -121,6 +135,18 @@ func (e *Error) Error() string {
 
 // Unwrap returns the underlying transport error, if any.
 func (e *Error) Unwrap() error { return e.Err }
+
+// LastFailure describes the failure for a circuit breaker's record: the
+// transport cause, or the HTTP status, never upstream text.
+func (e *Error) LastFailure() string {
+	switch {
+	case e.HTTPStatus != 0:
+		return fmt.Sprintf("HTTP %d", e.HTTPStatus)
+	case e.Cause != "":
+		return e.Cause
+	}
+	return e.Kind.String()
+}
 
 // ValidationError is input the client refused before sending anything.
 type ValidationError struct {
@@ -183,17 +209,17 @@ func decodeEnvelope(body []byte) (env envelope, code, message, param string, fai
 		default:
 			message = string(env.Error)
 		}
-		return env, code, cleanMessage(message), param, true, true
+		return env, code, message, param, true, true
 	}
 	if c := rawCode(env.Code); c != "" {
 		code = c
 		if env.Message != nil {
-			message = cleanMessage(*env.Message)
+			message = *env.Message
 		}
 		// A flat code means failure unless it is v1's success code or data came with it.
 		failed = c != v1SuccessCode && !isNonNull(env.Data)
 	} else if env.Message != nil {
-		message = cleanMessage(*env.Message)
+		message = *env.Message
 	}
 	return env, code, message, "", failed, true
 }
@@ -221,20 +247,14 @@ func rawCode(raw json.RawMessage) string {
 	return ""
 }
 
-// cleanMessage makes HeyGen's text safe to show and log: valid UTF-8, no
-// control characters (C0 or C1: no terminal escapes), length-capped.
-func cleanMessage(s string) string {
-	s = strings.TrimSpace(strings.ToValidUTF8(s, "\uFFFD"))
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > maxMessageLen {
-		s = truncate(s, maxMessageLen) + "…"
+// cleanMessage makes HeyGen's message safe to show and log (see
+// cleanField), marking a cut with an ellipsis.
+func cleanMessage(s string, redact func(string) string) string {
+	c := cleanField(s, maxMessageLen+1, redact)
+	if len(c) > maxMessageLen {
+		c = truncate(c, maxMessageLen) + "…"
 	}
-	return s
+	return c
 }
 
 var (
@@ -242,7 +262,7 @@ var (
 	permissionCodes  = codeSet("forbidden", "resource_access_denied", "permission_denied", "400562", "400573", "400599", "400631")
 	rateLimitCodes   = codeSet("rate_limit_exceeded", "quota_exceeded", "too_many_requests", "400123")
 	creditCodes      = codeSet("insufficient_credit")
-	invalidCodes     = codeSet("invalid_parameter", "invalid_request", "40001", "400175")
+	invalidCodes     = codeSet("invalid_parameter", "invalid_request", "validation_error", "40001", "400175")
 	unavailableCodes = codeSet("timeout", "service_unavailable")
 )
 
@@ -275,6 +295,10 @@ func kindOfCode(code string) (Kind, bool) {
 		return KindInvalidArgument, true
 	case unavailableCodes[c]:
 		return KindUnavailable, true
+	case c == "request_in_progress":
+		return KindInProgress, true
+	case c == "payload_too_large":
+		return KindPayloadTooLarge, true
 	}
 	return 0, false
 }
@@ -311,6 +335,10 @@ func Classify(httpStatus int, code, message string) Kind {
 		return KindPermissionDenied
 	case httpStatus == http.StatusNotFound, httpStatus == http.StatusGone:
 		return KindNotFound
+	case httpStatus == http.StatusRequestEntityTooLarge:
+		return KindPayloadTooLarge
+	case httpStatus == http.StatusConflict:
+		return KindConflict
 	case httpStatus == http.StatusRequestTimeout, httpStatus >= 500:
 		return KindUnavailable
 	}
@@ -348,16 +376,18 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 // cap, a body that is not JSON, or a 2xx whose error the mapping does not
 // name. It always closes the body. It is a pure function of the response.
 func CheckResponse(resp *http.Response, maxBytes int64) error {
-	_, err := checkResponse(resp, maxBytes)
+	_, err := checkResponse(resp, maxBytes, nil)
 	return err
 }
 
-// checkResponse is [CheckResponse] that also returns the decoded envelope.
-func checkResponse(resp *http.Response, maxBytes int64) (envelope, error) {
+// checkResponse is [CheckResponse] that also returns the decoded envelope
+// and passes every string it keeps from the response through redact (nil:
+// none) before cleaning and cutting it.
+func checkResponse(resp *http.Response, maxBytes int64, redact func(string) string) (envelope, error) {
 	defer func() { _ = resp.Body.Close() }()
 	e := &Error{
 		HTTPStatus: resp.StatusCode,
-		RequestID:  truncate(resp.Header.Get("X-Request-Id"), 128),
+		RequestID:  cleanField(resp.Header.Get("X-Request-Id"), 128, redact),
 	}
 	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 		e.RetryAfter, e.HasRetryAfter = d, true
@@ -369,7 +399,7 @@ func checkResponse(resp *http.Response, maxBytes int64) (envelope, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {
-		e.Kind, e.Err = KindUnavailable, fmt.Errorf("read body: %w", err)
+		e.Kind, e.Cause, e.Err = KindUnavailable, TransportCause(err), redactError(fmt.Errorf("read body: %w", err), redact)
 		return envelope{}, e
 	}
 	if int64(len(body)) > maxBytes {
@@ -389,24 +419,12 @@ func checkResponse(resp *http.Response, maxBytes int64) (envelope, error) {
 	case success && !failed:
 		return env, nil
 	}
-	e.Code, e.Message, e.Param = truncate(code, 64), message, truncate(param, 64)
+	e.Code, e.Message, e.Param = cleanField(code, 64, redact), cleanMessage(message, redact), cleanField(param, 64, redact)
+	// Classify what HeyGen said, before anything was cut from it.
 	e.Kind = Classify(resp.StatusCode, code, message)
 	if success && e.Kind == KindUnavailable {
 		// A 2xx body claiming a timeout is still a body we cannot use.
 		e.Kind = KindBadResponse
 	}
 	return envelope{}, e
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence,
-// and makes it valid UTF-8 (protobuf strings must be).
-func truncate(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

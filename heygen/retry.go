@@ -1,6 +1,7 @@
 package heygen
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,7 +17,7 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// RetryPolicy configures [NewRetryTransport]. Zero fields take the defaults.
+// RetryPolicy configures the client's retries. Zero fields take the defaults.
 type RetryPolicy struct {
 	// MaxAttempts is the most HTTP attempts per call, the first included
 	// (default 3; 1 disables retries).
@@ -56,22 +57,55 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	return p
 }
 
+// Attempt is one HTTP attempt's outcome, as [ShouldRetry] sees it.
+type Attempt struct {
+	// Method is the request's HTTP method.
+	Method string
+	// Keyed reports whether the request carries an Idempotency-Key.
+	Keyed bool
+	// Status is the HTTP status, 0 when no response arrived.
+	Status int
+	// Code is HeyGen's error code; the transport reads it only for 409s.
+	Code string
+	// Err is the transport error, if any.
+	Err error
+}
+
+// Idempotent reports whether the request may be sent more than once: a
+// GET, HEAD or OPTIONS, or a write that carries an Idempotency-Key (HeyGen
+// replays the first answer to a repeated key instead of acting twice).
+func (a Attempt) Idempotent() bool {
+	switch a.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return a.Keyed
+}
+
 // ShouldRetry is the retry decision, a pure function of one attempt's
-// outcome: transport errors and HTTP 429, 500, 502, 503 and 504 are retried
-// (every call this client makes is an idempotent GET); anything else is
-// final. reason is a short label for logs and metrics.
-func ShouldRetry(resp *http.Response, err error) (retry bool, reason string) {
+// outcome. Only idempotent requests (see [Attempt.Idempotent]) are ever
+// retried: a POST or DELETE without an Idempotency-Key is sent once,
+// whatever happens, because a second one could act twice (and bill twice).
+// For those: transport errors, HTTP 429, 500, 502, 503 and 504, and a 409
+// request_in_progress (the first request with that key is still running)
+// are retried; anything else is final. reason is a short label for logs
+// and metrics.
+func ShouldRetry(a Attempt) (retry bool, reason string) {
 	var lerr *LimitError
 	switch {
-	case errors.As(err, &lerr):
+	case errors.As(a.Err, &lerr), !a.Idempotent():
 		return false, ""
-	case err != nil:
+	case a.Err != nil:
 		return true, "transport_error"
 	}
-	switch resp.StatusCode {
+	switch a.Status {
 	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
 		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true, "http_" + strconv.Itoa(resp.StatusCode)
+		return true, "http_" + strconv.Itoa(a.Status)
+	case http.StatusConflict:
+		if a.Code == "request_in_progress" {
+			return true, "request_in_progress"
+		}
 	}
 	return false, ""
 }
@@ -90,9 +124,11 @@ func (f *fullJitter) NextBackOff() time.Duration {
 
 func (f *fullJitter) Reset() { f.exp.Reset() }
 
-// newSchedule returns the backoff schedule for one call: full jitter over
-// a doubling ceiling capped at MaxDelay, stopping after MaxAttempts-1 retries.
-func (p RetryPolicy) newSchedule() backoff.BackOff {
+// Schedule returns the backoff schedule of one call: waits uniform in
+// [0, min(MaxDelay, BaseDelay*2^n)] before retry n+1, stopping after
+// MaxAttempts-1 retries (backoff.Stop).
+func (p RetryPolicy) Schedule() backoff.BackOff {
+	p = p.withDefaults()
 	exp := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(p.BaseDelay),
 		backoff.WithMultiplier(2),
@@ -103,9 +139,11 @@ func (p RetryPolicy) newSchedule() backoff.BackOff {
 	return backoff.WithMaxRetries(&fullJitter{exp: exp}, uint64(max(p.MaxAttempts-1, 0)))
 }
 
-// retryTransport is the outbound interceptor: it retries, and applies the
-// breaker, the retry budget and the concurrency bound to every attempt.
-type retryTransport struct {
+// transport is the outbound interceptor: it retries, and applies the
+// breaker (once per call), the retry budget and the concurrency bound
+// (per attempt) to every request. It is the only place requests leave
+// the process, so it is where they are counted.
+type transport struct {
 	base    http.RoundTripper
 	policy  RetryPolicy
 	log     *slog.Logger
@@ -113,11 +151,36 @@ type retryTransport struct {
 	budget  *retryBudget
 	sem     *semaphore.Weighted // nil: unbounded
 	obs     Observer
+	redact  func(string) string
+}
+
+func newTransport(opts Options, redact func(string) string) *transport {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	obs := opts.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	t := &transport{
+		base:    opts.Transport,
+		policy:  opts.Retry.withDefaults(),
+		log:     log,
+		breaker: newBreaker(opts.Breaker, obs.BreakerState),
+		budget:  newRetryBudget(opts.Budget),
+		obs:     obs,
+		redact:  redact,
+	}
+	if opts.MaxConcurrent > 0 {
+		t.sem = semaphore.NewWeighted(int64(opts.MaxConcurrent))
+	}
+	return t
 }
 
 // Observer receives what the client does, for metrics. Implementations
-// must be fast and safe for concurrent use. Endpoints are route templates
-// ("/v3/avatars/looks/{look_id}"), never paths with ids.
+// must be fast and safe for concurrent use. Endpoints are the method and
+// route template ("GET /v3/avatars/looks/{look_id}"), never paths with ids.
 type Observer interface {
 	// Attempt is one HTTP attempt: its HTTP status (0 when no response
 	// arrived) and duration.
@@ -150,38 +213,70 @@ func endpointFrom(ctx context.Context) string {
 	return e
 }
 
-// NewRetryTransport wraps base with the retry policy: each attempt gets its
-// own timeout; a retryable outcome is retried after the schedule's wait, or
-// after Retry-After (clamped to MaxDelay) when HeyGen sent one; and when
-// the next wait would not end before the request context's deadline, it
-// stops at once and returns the last outcome, so the caller learns why
-// (for example a rate limit) instead of timing out. Every retry is logged
-// at warn with its reason, never with request headers.
-//
-// Only requests without a body are retried: the client sends nothing else.
-func NewRetryTransport(base http.RoundTripper, policy RetryPolicy, log *slog.Logger) http.RoundTripper {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// RoundTrip implements http.RoundTripper: one call, with its retries.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	template := endpointFrom(ctx)
+	if template == "" {
+		template = req.URL.Path
 	}
-	return &retryTransport{base: base, policy: policy.withDefaults(), log: log, obs: nopObserver{}}
+	endpoint := req.Method + " " + template
+	body, err := requestBody(req)
+	if err != nil {
+		return nil, err
+	}
+	done, err := t.breaker.allow()
+	if err != nil {
+		t.obs.Refused(endpoint, LimitCircuitOpen)
+		return nil, err
+	}
+	resp, err := t.retry(req, endpoint, body)
+	// The breaker counts the call once, by its final outcome, and only
+	// HeyGen's own failures: not 4xx, not 429, not a caller who gave up.
+	failure := ""
+	switch {
+	case err != nil && ctx.Err() == nil:
+		var lerr *LimitError
+		if !errors.As(err, &lerr) {
+			failure = TransportCause(err)
+		}
+	case resp != nil && resp.StatusCode >= 500:
+		failure = "HTTP " + strconv.Itoa(resp.StatusCode)
+	}
+	done(failure)
+	return resp, err
 }
 
-// RoundTrip implements http.RoundTripper.
-func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	endpoint := endpointFrom(ctx)
-	if endpoint == "" {
-		endpoint = req.URL.Path
+// requestBody reads a request's body once, so each attempt can send its
+// own copy.
+func requestBody(req *http.Request) ([]byte, error) {
+	switch {
+	case req.Body == nil || req.Body == http.NoBody:
+		return nil, nil
+	case req.GetBody != nil:
+		rc, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = rc.Close() }()
+		return io.ReadAll(rc)
 	}
-	schedule := t.policy.newSchedule()
+	defer func() { _ = req.Body.Close() }()
+	return io.ReadAll(req.Body)
+}
+
+func (t *transport) retry(req *http.Request, endpoint string, body []byte) (*http.Response, error) {
+	ctx := req.Context()
+	schedule := t.policy.Schedule()
 	counter := attemptCounterFrom(ctx)
+	keyed := req.Header.Get("Idempotency-Key") != ""
 	t.budget.recordCall()
 	var (
 		resp *http.Response
 		err  error
 	)
 	for attempt := 1; ; attempt++ {
-		r, sent, e := t.attempt(req, endpoint, attempt == 1)
+		r, sent, e := t.attempt(req, endpoint, body, attempt == 1)
 		if !sent && attempt > 1 {
 			// A protection refused the retry: the caller gets the last real outcome.
 			return resp, err
@@ -190,8 +285,18 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			counter.add()
 		}
 		resp, err = r, e
-		retry, reason := ShouldRetry(resp, err)
-		if !sent || !retry || ctx.Err() != nil || (req.Body != nil && req.Body != http.NoBody) {
+		if !sent || ctx.Err() != nil {
+			return resp, err
+		}
+		out := Attempt{Method: req.Method, Keyed: keyed, Err: err}
+		if resp != nil {
+			out.Status = resp.StatusCode
+			if resp.StatusCode == http.StatusConflict {
+				out.Code = peekCode(resp)
+			}
+		}
+		retry, reason := ShouldRetry(out)
+		if !retry {
 			return resp, err
 		}
 		wait := schedule.NextBackOff()
@@ -215,12 +320,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				slog.String("endpoint", endpoint), slog.Int("attempt", attempt), slog.String("reason", reason))
 			return resp, err
 		}
-		attrs := []slog.Attr{slog.String("endpoint", endpoint), slog.String("path", req.URL.Path), slog.Int("attempt", attempt),
+		attrs := []slog.Attr{slog.String("endpoint", endpoint), slog.Int("attempt", attempt),
 			slog.String("reason", reason), slog.Duration("wait", wait)}
 		if resp != nil {
-			attrs = append(attrs, slog.String("heygen_request_id", resp.Header.Get("X-Request-Id")))
+			attrs = append(attrs, slog.String("heygen_request_id", cleanField(resp.Header.Get("X-Request-Id"), 128, t.redact)))
 		} else {
-			attrs = append(attrs, slog.String("error", err.Error()))
+			attrs = append(attrs, slog.String("cause", TransportCause(err)), slog.String("error", cleanField(err.Error(), 512, t.redact)))
 		}
 		t.log.LogAttrs(ctx, slog.LevelWarn, "retrying HeyGen call", attrs...)
 		t.obs.Retry(endpoint, reason)
@@ -238,10 +343,15 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // attempt sends one try under its own timeout, if the concurrency bound
-// and the breaker allow it (sent=false and a *LimitError otherwise). The
-// timeout also covers reading the body: it is released when the body is
-// closed, and so is the concurrency slot.
-func (t *retryTransport) attempt(req *http.Request, endpoint string, first bool) (resp *http.Response, sent bool, err error) {
+// allows it (sent=false and a *LimitError otherwise). The timeout also
+// covers reading the body: it is released when the body is closed, and so
+// is the concurrency slot.
+//
+// Each attempt's body is one Go's http.Transport cannot rewind, so the
+// transport never silently resends a request on a reused connection that
+// was reset (it does that for bodiless GETs and for keyed POSTs): every
+// request that leaves the process is one this loop counted and budgeted.
+func (t *transport) attempt(req *http.Request, endpoint string, body []byte, first bool) (resp *http.Response, sent bool, err error) {
 	ctx := req.Context()
 	release := func() {}
 	if t.sem != nil {
@@ -257,24 +367,23 @@ func (t *retryTransport) attempt(req *http.Request, endpoint string, first bool)
 		}
 		release = func() { t.sem.Release(1) }
 	}
-	done, err := t.breaker.allow()
-	if err != nil {
-		release()
-		t.obs.Refused(endpoint, LimitCircuitOpen)
-		return nil, false, err
-	}
 	actx, cancel := context.WithTimeout(ctx, t.policy.AttemptTimeout)
+	r := req.Clone(actx)
+	r.GetBody = nil
+	if body != nil {
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	} else {
+		// Not nil and not http.NoBody: see above. net/http probes it, finds
+		// it empty and sends no body.
+		r.Body, r.ContentLength = emptyBody{}, 0
+	}
 	start := time.Now()
-	resp, err = t.base.RoundTrip(req.Clone(actx))
+	resp, err = t.base.RoundTrip(r)
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
 	}
 	t.obs.Attempt(endpoint, status, time.Since(start))
-	// Only HeyGen's own failures count against it: not 4xx, not 429, and
-	// not a caller who gave up.
-	failed := (err != nil && ctx.Err() == nil) || (resp != nil && resp.StatusCode >= 500)
-	done(!failed)
 	if err != nil {
 		cancel()
 		release()
@@ -282,6 +391,29 @@ func (t *retryTransport) attempt(req *http.Request, endpoint string, first bool)
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(); release() }}
 	return resp, true, nil
+}
+
+// emptyBody is an empty request body that net/http cannot replay.
+type emptyBody struct{}
+
+func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyBody) Close() error             { return nil }
+
+// peekCode reads HeyGen's error code from a (small) response body and puts
+// the body back for the caller.
+func peekCode(resp *http.Response) string {
+	buf, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body = readCloser{Reader: io.MultiReader(bytes.NewReader(buf), resp.Body), Closer: resp.Body}
+	if err != nil {
+		return ""
+	}
+	_, code, _, _, _, _ := decodeEnvelope(buf)
+	return code
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 type cancelOnClose struct {
@@ -354,7 +486,7 @@ func CallStatsFrom(ctx context.Context) *CallStats {
 }
 
 // CloseIdleConnections forwards to the base transport, if it keeps any.
-func (t *retryTransport) CloseIdleConnections() {
+func (t *transport) CloseIdleConnections() {
 	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/health"
@@ -13,24 +14,74 @@ import (
 	"github.com/heygen-grpc/heygen-grpc/heygen"
 )
 
-// AvatarsServiceName is the health service name that follows HeyGen.
-var AvatarsServiceName = heygenv1.AvatarsService_ServiceDesc.ServiceName
+// Health service names the gateway reports, besides "" (the process
+// serves: use it for liveness).
+var (
+	// AvatarsServiceName is SERVING when this replica can answer
+	// AvatarsService calls: with the catalogue, when it holds snapshots
+	// within the maximum staleness (it stays SERVING while HeyGen is down,
+	// so a HeyGen outage does not take every replica out at once);
+	// without, when HeyGen is reachable and accepts the key. Use it for
+	// readiness.
+	AvatarsServiceName = heygenv1.AvatarsService_ServiceDesc.ServiceName
+)
 
-// prober keeps AvatarsService's health in step with HeyGen by calling
-// GET /v3/users/me in the background. It never runs per RPC.
+const (
+	// CatalogueHealthName is SERVING while every catalogue resource has a
+	// snapshot within its maximum staleness.
+	CatalogueHealthName = "heygen-grpc.catalogue"
+	// UpstreamHealthName follows HeyGen itself, for dashboards and
+	// alerts: NOT_SERVING when HeyGen rejects the key, or after the
+	// configured number of consecutive probes that could not reach it.
+	UpstreamHealthName = "heygen-grpc.upstream"
+)
+
+// upstreamState is what the prober has learnt about HeyGen.
+type upstreamState int
+
+const (
+	upstreamUnknown     upstreamState = iota // no probe has answered yet
+	upstreamOK                               // the last probe succeeded, or HeyGen answered with something other than a key rejection
+	upstreamKeyRejected                      // HeyGen rejects the key
+	upstreamUnreachable                      // threshold consecutive probes could not reach HeyGen
+)
+
+func (u upstreamState) String() string {
+	return [...]string{"unknown", "ok", "key_rejected", "unreachable"}[u]
+}
+
+// prober keeps track of HeyGen's own state by calling GET /v3/users/me in
+// the background (never per RPC): at once, then every interval, and at
+// once again when asked (after the API key changed, say).
 type prober struct {
 	client    *heygen.Client
-	health    *health.Server
 	log       *slog.Logger
 	interval  time.Duration
 	timeout   time.Duration
 	threshold int
+	kick      chan struct{}
+	changed   func() // called after every probe
 
+	mu       sync.Mutex
+	state    upstreamState
 	failures int // consecutive unreachable probes
-	last     healthpb.HealthCheckResponse_ServingStatus
 }
 
-// run probes at once, then every interval, until ctx is done.
+func (p *prober) current() upstreamState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+// probeNow asks for a probe as soon as possible.
+func (p *prober) probeNow() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run probes at once, then every interval or when kicked, until ctx is done.
 func (p *prober) run(ctx context.Context) {
 	t := time.NewTicker(p.interval)
 	defer t.Stop()
@@ -40,15 +91,16 @@ func (p *prober) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-p.kick:
+			t.Reset(p.interval)
 		}
 	}
 }
 
-// probe makes one call and updates the serving status: NOT_SERVING at once
-// when HeyGen rejects the key, or after threshold consecutive probes that
-// could not reach HeyGen; SERVING on any success. Rate limits, permission
-// problems (the key works, a scope is missing) and odd responses leave the
-// status as it was: HeyGen answered, so it is reachable and knows the key.
+// probe makes one call and updates the state: key rejected at once;
+// unreachable after threshold consecutive probes that could not reach
+// HeyGen; ok on any success, and on answers that prove HeyGen is up and
+// knows the key (a rate limit, a missing scope).
 func (p *prober) probe(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
@@ -59,30 +111,98 @@ func (p *prober) probe(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // shutting down
 	}
-	next := p.last
+	p.mu.Lock()
+	prev := p.state
 	var herr *heygen.Error
 	switch {
 	case err == nil:
-		p.failures = 0
-		next = healthpb.HealthCheckResponse_SERVING
+		p.failures, p.state = 0, upstreamOK
 	case errors.As(err, &herr) && herr.Kind == heygen.KindKeyRejected:
-		p.failures = 0
-		next = healthpb.HealthCheckResponse_NOT_SERVING
-		p.log.ErrorContext(ctx, "HeyGen rejects the API key; AvatarsService is NOT_SERVING until it is fixed", "error", err)
+		p.failures, p.state = 0, upstreamKeyRejected
+		p.log.ErrorContext(ctx, "HeyGen rejects the gateway's API key: calls that need HeyGen fail until HEYGEN_API_KEY is fixed", "error", err)
 	case errors.As(err, &herr) && herr.Kind != heygen.KindUnavailable:
 		p.failures = 0
-		p.log.WarnContext(ctx, "HeyGen health probe failed; serving status unchanged", "error", err)
-	default: // unreachable, 5xx or timed out
+		if p.state != upstreamKeyRejected {
+			p.state = upstreamOK
+		}
+		p.log.WarnContext(ctx, "HeyGen health probe failed, but HeyGen answered; state unchanged", "error", err)
+	default: // unreachable, 5xx, timed out, or not sent (breaker open)
 		p.failures++
 		p.log.WarnContext(ctx, "HeyGen health probe could not reach HeyGen", "error", err,
 			"consecutive_failures", p.failures, "threshold", p.threshold)
 		if p.failures >= p.threshold {
-			next = healthpb.HealthCheckResponse_NOT_SERVING
+			p.state = upstreamUnreachable
 		}
 	}
-	if next != p.last {
-		p.log.InfoContext(ctx, "AvatarsService serving status changed", "from", p.last.String(), "to", next.String())
-		p.last = next
-		p.health.SetServingStatus(AvatarsServiceName, next)
+	next := p.state
+	p.mu.Unlock()
+	if next != prev {
+		p.log.InfoContext(ctx, "HeyGen state changed", "from", prev.String(), "to", next.String())
+	}
+	p.changed()
+}
+
+// healthReporter sets every health status from what the gateway knows:
+// the prober's view of HeyGen and the catalogue's snapshots. It recomputes
+// every second (snapshots age out by time alone) and whenever something
+// changed.
+type healthReporter struct {
+	hs        *health.Server
+	prober    *prober
+	catalogue interface{ Usable() bool } // nil: catalogue off
+	kick      chan struct{}
+
+	mu   sync.Mutex
+	last map[string]healthpb.HealthCheckResponse_ServingStatus
+}
+
+func (h *healthReporter) update() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (h *healthReporter) run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		h.reconcile()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-h.kick:
+		}
+	}
+}
+
+func serving(ok bool) healthpb.HealthCheckResponse_ServingStatus {
+	if ok {
+		return healthpb.HealthCheckResponse_SERVING
+	}
+	return healthpb.HealthCheckResponse_NOT_SERVING
+}
+
+// reconcile computes and sets every status that changed.
+func (h *healthReporter) reconcile() {
+	upstream := h.prober.current()
+	want := map[string]healthpb.HealthCheckResponse_ServingStatus{
+		UpstreamHealthName: serving(upstream == upstreamOK),
+	}
+	if h.catalogue != nil {
+		ready := h.catalogue.Usable()
+		want[CatalogueHealthName] = serving(ready)
+		want[AvatarsServiceName] = serving(ready)
+	} else {
+		want[AvatarsServiceName] = serving(upstream == upstreamOK)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name, st := range want {
+		if h.last[name] != st {
+			h.last[name] = st
+			h.hs.SetServingStatus(name, st)
+		}
 	}
 }

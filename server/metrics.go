@@ -3,18 +3,23 @@ package server
 import (
 	"net/http"
 	"strconv"
-	"sync/atomic"
+	"strings"
+	"sync"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/stats"
 
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
 )
 
-// latencyBuckets reach 60 s: a HeyGen call with retries and Retry-After
+// latencyBuckets reach 120 s: a HeyGen call with retries and Retry-After
 // waits can take that long, and a histogram that stops at 10 s would hide it.
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120}
 
@@ -22,33 +27,58 @@ var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 // No label ever carries an id from a request, a token or the key: callers
 // are names from the operator's callers file, HeyGen endpoints are route
 // templates.
+//
+// The RPC metrics keep go-grpc-middleware's prometheus provider's names
+// and labels, but are recorded by the gateway's stats handler rather than
+// an interceptor: the stats handler also sees calls that never reach an
+// interceptor (a request that does not decode, a deadline that expired
+// first), which the interceptor could not count.
 type Metrics struct {
-	reg  *prometheus.Registry
-	grpc *grpcprom.ServerMetrics
+	reg *prometheus.Registry
 
-	callerRPCs     *prometheus.CounterVec
-	rateLimited    *prometheus.CounterVec
-	shed           *prometheus.CounterVec
+	rpcStartedTotal *prometheus.CounterVec
+	rpcHandledTotal *prometheus.CounterVec
+	rpcSeconds      *prometheus.HistogramVec
+	callerRPCs      *prometheus.CounterVec
+	rateLimited     *prometheus.CounterVec
+	shed            *prometheus.CounterVec
+	refusedStreams  *prometheus.CounterVec
+
 	heygenRequests *prometheus.CounterVec
 	heygenLatency  *prometheus.HistogramVec
 	heygenRetries  *prometheus.CounterVec
 	heygenRefused  *prometheus.CounterVec
 	breakerState   *prometheus.GaugeVec
 
-	catalogueBuilt     atomic.Int64 // unix nanos of the serving snapshot
-	catalogueAvatars   prometheus.Gauge
-	catalogueGroups    prometheus.Gauge
+	catalogueMu        sync.Mutex
+	catalogueBuilt     map[string]time.Time // serving snapshot of each resource
+	catalogueItems     *prometheus.GaugeVec
 	catalogueRefreshes *prometheus.CounterVec
 	catalogueReads     *prometheus.CounterVec
+
+	// per method: its labels, resolved once
+	methods sync.Map // full method -> *methodLabels
+}
+
+type methodLabels struct {
+	typ, service, method string
 }
 
 // NewMetrics creates and registers every metric, plus the Go runtime and
 // process collectors.
 func NewMetrics() *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
-			grpcprom.WithHistogramBuckets(latencyBuckets))),
+		reg:            prometheus.NewRegistry(),
+		catalogueBuilt: map[string]time.Time{},
+		rpcStartedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_started_total", Help: "RPCs started on the server.",
+		}, []string{"grpc_type", "grpc_service", "grpc_method"}),
+		rpcHandledTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_handled_total", Help: "RPCs completed on the server, whatever their status.",
+		}, []string{"grpc_type", "grpc_service", "grpc_method", "grpc_code"}),
+		rpcSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "grpc_server_handling_seconds", Help: "Time from the start of an RPC to its end.", Buckets: latencyBuckets,
+		}, []string{"grpc_type", "grpc_service", "grpc_method"}),
 		callerRPCs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heygen_grpc_caller_rpcs_total", Help: "RPCs handled, by caller, method and code.",
 		}, []string{"caller", "grpc_method", "grpc_code"}),
@@ -58,8 +88,11 @@ func NewMetrics() *Metrics {
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heygen_grpc_shed_total", Help: "RPCs refused because the gateway was at its bound on RPCs in flight.",
 		}, []string{"grpc_method"}),
+		refusedStreams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heygen_grpc_refused_streams_total", Help: "New streams refused at a bound: streams, health Watch streams, connections.",
+		}, []string{"bound"}),
 		heygenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "heygen_upstream_requests_total", Help: "HTTP attempts to HeyGen, by endpoint template and HTTP status (\"error\" when no response).",
+			Name: "heygen_upstream_requests_total", Help: "HTTP attempts to HeyGen, by endpoint (method and route template) and HTTP status (\"error\" when no response).",
 		}, []string{"endpoint", "status"}),
 		heygenLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "heygen_upstream_request_duration_seconds", Help: "Duration of HTTP attempts to HeyGen.", Buckets: latencyBuckets,
@@ -73,15 +106,12 @@ func NewMetrics() *Metrics {
 		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "heygen_upstream_circuit_breaker_state", Help: "1 for the circuit breaker's current state (closed, open, half-open).",
 		}, []string{"state"}),
-		catalogueAvatars: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "heygen_catalogue_avatars", Help: "Avatars in the serving catalogue snapshot.",
-		}),
-		catalogueGroups: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "heygen_catalogue_groups", Help: "Avatar groups in the serving catalogue snapshot.",
-		}),
+		catalogueItems: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "heygen_catalogue_items", Help: "Items in the serving catalogue snapshot, by resource.",
+		}, []string{"resource"}),
 		catalogueRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "heygen_catalogue_refreshes_total", Help: "Catalogue crawls, by result (ok, error).",
-		}, []string{"result"}),
+			Name: "heygen_catalogue_refreshes_total", Help: "Catalogue crawls, by resource and result (ok, heygen_error, timeout, looping_token, too_many_pages, too_many_items).",
+		}, []string{"resource", "result"}),
 		catalogueReads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heygen_catalogue_reads_total", Help: "Answers by source: catalogue-fresh (hit), catalogue-stale, heygen (miss or pass-through).",
 		}, []string{"source"}),
@@ -90,19 +120,37 @@ func NewMetrics() *Metrics {
 		m.breakerState.WithLabelValues(s).Set(0)
 	}
 	m.breakerState.WithLabelValues("closed").Set(1)
-	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "heygen_catalogue_age_seconds", Help: "Age of the serving catalogue snapshot (0 before the first).",
-	}, func() float64 {
-		if b := m.catalogueBuilt.Load(); b != 0 {
-			return time.Since(time.Unix(0, b)).Seconds()
-		}
-		return 0
-	})
-	m.reg.MustRegister(m.grpc, m.callerRPCs, m.rateLimited, m.shed, m.heygenRequests, m.heygenLatency,
-		m.heygenRetries, m.heygenRefused, m.breakerState, m.catalogueAvatars, m.catalogueGroups,
-		m.catalogueRefreshes, m.catalogueReads, age,
+	for _, src := range []catalogue.Source{catalogue.SourceFresh, catalogue.SourceStale, catalogue.SourceHeyGen} {
+		m.catalogueReads.WithLabelValues(string(src))
+	}
+	for _, b := range []string{"streams", "health_Watch_streams", "connections"} {
+		m.refusedStreams.WithLabelValues(b)
+	}
+	age := prometheus.NewDesc("heygen_catalogue_age_seconds", "Age of the serving catalogue snapshot, by resource (absent before the first).",
+		[]string{"resource"}, nil)
+	m.reg.MustRegister(m.rpcStartedTotal, m.rpcHandledTotal, m.rpcSeconds, m.callerRPCs, m.rateLimited, m.shed,
+		m.refusedStreams, m.heygenRequests, m.heygenLatency, m.heygenRetries, m.heygenRefused, m.breakerState,
+		m.catalogueItems, m.catalogueRefreshes, m.catalogueReads,
+		&funcCollector{desc: age, collect: m.collectAge},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// funcCollector exports what collect computes at scrape time.
+type funcCollector struct {
+	desc    *prometheus.Desc
+	collect func(desc *prometheus.Desc, ch chan<- prometheus.Metric)
+}
+
+func (c *funcCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *funcCollector) Collect(ch chan<- prometheus.Metric) { c.collect(c.desc, ch) }
+
+func (m *Metrics) collectAge(desc *prometheus.Desc, ch chan<- prometheus.Metric) {
+	m.catalogueMu.Lock()
+	defer m.catalogueMu.Unlock()
+	for res, built := range m.catalogueBuilt {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, time.Since(built).Seconds(), res)
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format.
@@ -112,6 +160,80 @@ func (m *Metrics) Handler() http.Handler {
 
 // Registry returns the registry, to add more collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// initialize learns every registered method's type and creates its RPC
+// series with code OK, so dashboards and rate() see zeros, not nothing.
+func (m *Metrics) initialize(gs *grpc.Server) {
+	for full, typ := range methodTypes(gs) {
+		service, method := splitMethod(full)
+		l := &methodLabels{typ: typ, service: service, method: method}
+		m.methods.Store(full, l)
+		m.rpcStartedTotal.WithLabelValues(l.typ, l.service, l.method)
+		m.rpcHandledTotal.WithLabelValues(l.typ, l.service, l.method, codes.OK.String())
+		m.rpcSeconds.WithLabelValues(l.typ, l.service, l.method)
+	}
+}
+
+// methodTypes returns the type (unary, server_stream, ...) of every
+// method registered on gs, by full method name.
+func methodTypes(gs *grpc.Server) map[string]string {
+	out := map[string]string{}
+	for svc, info := range gs.GetServiceInfo() {
+		for _, mi := range info.Methods {
+			typ := "unary"
+			switch {
+			case mi.IsClientStream && mi.IsServerStream:
+				typ = "bidi_stream"
+			case mi.IsClientStream:
+				typ = "client_stream"
+			case mi.IsServerStream:
+				typ = "server_stream"
+			}
+			out["/"+svc+"/"+mi.Name] = typ
+		}
+	}
+	return out
+}
+
+func (m *Metrics) labels(full string) *methodLabels {
+	if l, ok := m.methods.Load(full); ok {
+		return l.(*methodLabels)
+	}
+	// An unknown method: not stored, so garbage names cannot grow the map.
+	service, method := splitMethod(full)
+	return &methodLabels{typ: "unary", service: service, method: method}
+}
+
+func splitMethod(full string) (service, method string) {
+	full = strings.TrimPrefix(full, "/")
+	if i := strings.LastIndex(full, "/"); i >= 0 {
+		return full[:i], full[i+1:]
+	}
+	return "", full
+}
+
+func (m *Metrics) rpcStarted(full string, _ *stats.Begin) {
+	l := m.labels(full)
+	m.rpcStartedTotal.WithLabelValues(l.typ, l.service, l.method).Inc()
+}
+
+func (m *Metrics) rpcHandled(full string, code codes.Code, d time.Duration, caller string) {
+	l := m.labels(full)
+	m.rpcHandledTotal.WithLabelValues(l.typ, l.service, l.method, code.String()).Inc()
+	m.rpcSeconds.WithLabelValues(l.typ, l.service, l.method).Observe(d.Seconds())
+	if caller == "" {
+		caller = "unauthenticated"
+	}
+	if l.service != healthpb.Health_ServiceDesc.ServiceName {
+		m.callerRPCs.WithLabelValues(caller, l.method, code.String()).Inc()
+	}
+}
+
+func (m *Metrics) refusedStream(bound string) {
+	if m != nil {
+		m.refusedStreams.WithLabelValues(strings.ReplaceAll(bound, " ", "_")).Inc()
+	}
+}
 
 // HeyGenObserver returns the observer to give the HeyGen client.
 func (m *Metrics) HeyGenObserver() heygen.Observer { return (*upstreamObserver)(m) }
@@ -145,24 +267,21 @@ func (o *upstreamObserver) BreakerState(state string) {
 	}
 }
 
-func (m *Metrics) catalogueRefreshed(err error, snap *Snapshot) {
+// Refreshed implements catalogue.Observer.
+func (m *Metrics) Refreshed(resource string, r catalogue.Refresh) {
 	if m == nil {
 		return
 	}
-	if err != nil {
-		m.catalogueRefreshes.WithLabelValues("error").Inc()
-	} else {
-		m.catalogueRefreshes.WithLabelValues("ok").Inc()
-	}
-	if snap != nil {
-		m.catalogueBuilt.Store(snap.Built.UnixNano())
-		a, g := snap.Len()
-		m.catalogueAvatars.Set(float64(a))
-		m.catalogueGroups.Set(float64(g))
+	m.catalogueRefreshes.WithLabelValues(resource, r.Reason).Inc()
+	if !r.Built.IsZero() {
+		m.catalogueMu.Lock()
+		m.catalogueBuilt[resource] = r.Built
+		m.catalogueMu.Unlock()
+		m.catalogueItems.WithLabelValues(resource).Set(float64(r.Items))
 	}
 }
 
-func (m *Metrics) catalogueRead(src Source) {
+func (m *Metrics) catalogueRead(src catalogue.Source) {
 	if m != nil {
 		m.catalogueReads.WithLabelValues(string(src)).Inc()
 	}

@@ -1,6 +1,8 @@
-// Package server implements heygen.v1.AvatarsService on the HeyGen REST
-// client, with standard health checking, reflection and the interceptors
-// a production gRPC server needs (logging, recovery, error mapping).
+// Package server is the gateway's gRPC server: the heygen.v1 services on
+// the catalogue's readers and the HeyGen REST client, standard health
+// checking and reflection, and what a production gRPC server needs around
+// them (admission bounds, caller auth and limits, logging, metrics,
+// recovery, and the one mapping from errors to statuses).
 package server
 
 import (
@@ -9,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,6 +20,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
 )
@@ -25,6 +29,10 @@ import (
 type Options struct {
 	// Client calls HeyGen. Required.
 	Client *heygen.Client
+	// Catalogue, when set, answers list and get calls from memory (see
+	// catalogue.New; run it with its Run method); nil passes every call
+	// through to HeyGen.
+	Catalogue *catalogue.Set
 	// Logger receives one line per RPC and the server's own events
 	// (default: discard).
 	Logger *slog.Logger
@@ -35,43 +43,98 @@ type Options struct {
 	// ProbeTimeout bounds one probe (default 10s).
 	ProbeTimeout time.Duration
 	// ProbeFailureThreshold is how many consecutive probes must fail to
-	// reach HeyGen before AvatarsService goes NOT_SERVING (default 3).
+	// reach HeyGen before it counts as unreachable (default 3).
 	ProbeFailureThreshold int
-	// DefaultTimeout bounds calls that arrive without a deadline (default 30s).
+	// DefaultTimeout bounds unary calls that arrive without a deadline,
+	// from the moment their headers arrive (default 30s).
 	DefaultTimeout time.Duration
-	// Catalogue, when set, answers list and get calls from memory (see
-	// [NewCatalogue]); nil passes every call through to HeyGen. Run it with
-	// [Catalogue.Run].
-	Catalogue *Catalogue
 	// Auth identifies callers (bearer tokens or mTLS); nil lets everyone
 	// in as AnonymousCaller. Health and reflection are always open.
 	Auth *Authenticator
 	// RateLimits are per-caller token buckets; zero values mean unlimited.
 	RateLimits RateLimits
-	// MaxInFlight bounds concurrent AvatarsService calls; beyond it calls
-	// fail fast with RESOURCE_EXHAUSTED (0: unbounded).
+	// MaxInFlight bounds concurrent calls to the gateway's own services;
+	// beyond it calls fail fast with RESOURCE_EXHAUSTED (0: unbounded).
 	MaxInFlight int
-	// MaxConcurrentStreams bounds streams per HTTP/2 connection (default 1000).
-	MaxConcurrentStreams uint32
+	// Limits bound what any client, authenticated or not, can make the
+	// gateway hold; zero fields take the defaults.
+	Limits TransportLimits
 	// Metrics, when set, records gRPC, caller, HeyGen and catalogue metrics.
 	Metrics *Metrics
 	// ServerOptions are appended to the gRPC server's options.
 	ServerOptions []grpc.ServerOption
 }
 
-// CatalogueHealthName is the health service name that reports the
-// catalogue: SERVING while it holds a snapshot within its maximum staleness.
-const CatalogueHealthName = "heygen-grpc.catalogue"
+// TransportLimits bound the memory any client can make the gateway hold
+// before it knows who the client is: a stream's headers are read, and its
+// message waited for, before any interceptor runs.
+type TransportLimits struct {
+	// MaxConnections bounds open connections; beyond it new ones are
+	// closed at once (default 512).
+	MaxConnections int
+	// MaxConcurrentStreams bounds streams per HTTP/2 connection; beyond it
+	// the transport refuses new streams (default 256).
+	MaxConcurrentStreams uint32
+	// MaxStreams bounds streams across all connections, health Watch
+	// streams apart; beyond it new streams get RESOURCE_EXHAUSTED (default
+	// DefaultMaxStreams). Health checks get a small reserve past it.
+	MaxStreams int
+	// MaxWatchStreams bounds health Watch streams (default DefaultMaxWatchStreams).
+	MaxWatchStreams int
+	// MaxHeaderBytes bounds a stream's header list (default 32 KiB; gRPC's
+	// own default is 16 MiB).
+	MaxHeaderBytes uint32
+	// MaxRecvMsgBytes bounds a request message (default 64 KiB: the
+	// largest request, a video with a 5,000-character script, is far
+	// smaller; gRPC's own default is 4 MiB).
+	MaxRecvMsgBytes int
+}
+
+// Defaults of [TransportLimits].
+const (
+	DefaultMaxConnections       = 512
+	DefaultMaxConcurrentStreams = 256
+	DefaultMaxHeaderBytes       = 32 << 10
+	DefaultMaxRecvMsgBytes      = 64 << 10
+)
+
+func (l TransportLimits) withDefaults() TransportLimits {
+	if l.MaxConnections == 0 {
+		l.MaxConnections = DefaultMaxConnections
+	}
+	if l.MaxConcurrentStreams == 0 {
+		l.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if l.MaxStreams == 0 {
+		l.MaxStreams = DefaultMaxStreams
+	}
+	if l.MaxWatchStreams == 0 {
+		l.MaxWatchStreams = DefaultMaxWatchStreams
+	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.MaxRecvMsgBytes == 0 {
+		l.MaxRecvMsgBytes = DefaultMaxRecvMsgBytes
+	}
+	return l
+}
 
 // Server is the gateway's gRPC server.
 type Server struct {
-	grpc   *grpc.Server
-	health *health.Server
-	prober *prober
-	log    *slog.Logger
+	grpc     *grpc.Server
+	health   *health.Server
+	prober   *prober
+	reporter *healthReporter
+	log      *slog.Logger
+	readers  catalogue.Readers
+	metrics  *Metrics // may be nil
+	limits   TransportLimits
+	conns    *connLimiter
 }
 
-// New builds the server; it serves nothing until [Server.Serve].
+// New builds the server; it serves nothing until [Server.Serve], and its
+// health stays NOT_SERVING until [Server.RunBackground] runs.
 func New(opts Options) (*Server, error) {
 	if opts.Client == nil {
 		return nil, errors.New("server: a HeyGen client is required")
@@ -91,25 +154,37 @@ func New(opts Options) (*Server, error) {
 	if opts.DefaultTimeout <= 0 {
 		opts.DefaultTimeout = 30 * time.Second
 	}
-	if opts.MaxConcurrentStreams == 0 {
-		opts.MaxConcurrentStreams = 1000
-	}
-	var limits *rateLimiter
+	limits := opts.Limits.withDefaults()
+	var rl *rateLimiter
 	if opts.RateLimits.Default.PerSecond > 0 || len(opts.RateLimits.Callers) > 0 {
-		limits = newRateLimiter(opts.RateLimits)
+		rl = newRateLimiter(opts.RateLimits)
 	}
 	unary, stream := interceptorChain(chainConfig{
-		log:            opts.Logger,
-		defaultTimeout: opts.DefaultTimeout,
-		auth:           opts.Auth,
-		limits:         limits,
-		inflight:       newInflightLimiter(opts.MaxInFlight),
-		metrics:        opts.Metrics,
+		log:      opts.Logger,
+		auth:     opts.Auth,
+		limits:   rl,
+		inflight: newInflightLimiter(opts.MaxInFlight),
+		metrics:  opts.Metrics,
 	})
+	adm := &admission{
+		maxStreams:     int64(limits.MaxStreams),
+		maxWatches:     int64(limits.MaxWatchStreams),
+		defaultTimeout: opts.DefaultTimeout,
+		streaming:      map[string]bool{},
+		metrics:        opts.Metrics,
+		log:            opts.Logger,
+	}
 	gs := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.StatsHandler(&rpcStats{metrics: opts.Metrics, log: opts.Logger}),
+		grpc.InTapHandle(adm.admit),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		grpc.MaxConcurrentStreams(limits.MaxConcurrentStreams),
+		grpc.MaxHeaderListSize(limits.MaxHeaderBytes),
+		grpc.MaxRecvMsgSize(limits.MaxRecvMsgBytes),
+		// A connection must finish its handshake (TLS, HTTP/2 preface)
+		// within this, so half-open connections do not linger.
+		grpc.ConnectionTimeout(10 * time.Second),
 		// A fixed pool of stream workers instead of a goroutine per call:
 		// the profile showed 12-15% of CPU growing fresh goroutine stacks.
 		grpc.NumStreamWorkers(uint32(max(16, 4*runtime.GOMAXPROCS(0)))), //nolint:gosec // G115: small positive
@@ -127,57 +202,70 @@ func New(opts Options) (*Server, error) {
 		}),
 	}, opts.ServerOptions...)...)
 
+	readers := catalogue.PassThroughReaders(opts.Client)
+	var cat interface{ Usable() bool }
+	if opts.Catalogue != nil {
+		readers = opts.Catalogue.Readers()
+		cat = opts.Catalogue
+	}
+	s := &Server{
+		grpc:    gs,
+		log:     opts.Logger,
+		readers: readers,
+		metrics: opts.Metrics,
+		limits:  limits,
+		conns:   &connLimiter{max: limits.MaxConnections, metrics: opts.Metrics, log: opts.Logger},
+	}
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(AvatarsServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.health = hs
+	s.prober = &prober{
+		client:    opts.Client,
+		log:       opts.Logger,
+		interval:  opts.ProbeInterval,
+		timeout:   opts.ProbeTimeout,
+		threshold: opts.ProbeFailureThreshold,
+		kick:      make(chan struct{}, 1),
+	}
+	s.reporter = &healthReporter{hs: hs, prober: s.prober, catalogue: cat, kick: make(chan struct{}, 1),
+		last: map[string]healthpb.HealthCheckResponse_ServingStatus{}}
+	s.prober.changed = s.reporter.update
+	s.reporter.reconcile() // every name starts NOT_SERVING until there is reason to serve
+
 	healthpb.RegisterHealthServer(gs, hs)
-	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{client: opts.Client, catalogue: opts.Catalogue, metrics: opts.Metrics})
-	if opts.Metrics != nil {
-		opts.Metrics.grpc.InitializeMetrics(gs)
-	}
-	if c := opts.Catalogue; c != nil {
-		c.hooks = append(c.hooks, opts.Metrics.catalogueRefreshed)
-		// The catalogue's own health: SERVING while it has a snapshot within
-		// the maximum staleness.
-		hs.SetServingStatus(CatalogueHealthName, healthpb.HealthCheckResponse_NOT_SERVING)
-		c.hooks = append(c.hooks, func(_ error, snap *Snapshot) {
-			st := healthpb.HealthCheckResponse_NOT_SERVING
-			if c.usable(snap) {
-				st = healthpb.HealthCheckResponse_SERVING
-			}
-			hs.SetServingStatus(CatalogueHealthName, st)
-		})
-	}
+	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{Server: s})
 	if opts.Reflection {
 		reflection.Register(gs)
 	}
-	return &Server{
-		grpc:   gs,
-		health: hs,
-		log:    opts.Logger,
-		prober: &prober{
-			client:    opts.Client,
-			health:    hs,
-			log:       opts.Logger,
-			interval:  opts.ProbeInterval,
-			timeout:   opts.ProbeTimeout,
-			threshold: opts.ProbeFailureThreshold,
-			last:      healthpb.HealthCheckResponse_SERVING,
-		},
-	}, nil
+	for full, typ := range methodTypes(gs) {
+		adm.streaming[full] = typ != "unary"
+	}
+	if opts.Metrics != nil {
+		opts.Metrics.initialize(gs)
+	}
+	return s, nil
 }
+
+// RunBackground runs the HeyGen health probe and keeps the health service
+// up to date until ctx is done; run it in its own goroutine.
+func (s *Server) RunBackground(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.prober.run(ctx) })
+	wg.Go(func() { s.reporter.run(ctx) })
+	wg.Wait()
+}
+
+// ProbeNow probes HeyGen as soon as possible (after the API key changed,
+// say) instead of waiting for the next interval.
+func (s *Server) ProbeNow() { s.prober.probeNow() }
 
 // GRPCServer returns the underlying server, to register more services.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
-// RunHealthProbe probes HeyGen at once and then every ProbeInterval until
-// ctx is done; run it in its own goroutine.
-func (s *Server) RunHealthProbe(ctx context.Context) { s.prober.run(ctx) }
-
 // Serve accepts connections on lis until [Server.Shutdown] or
 // [Server.Stop]. It returns nil after a shutdown.
 func (s *Server) Serve(lis net.Listener) error {
-	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+	if err := s.grpc.Serve(s.conns.wrap(lis)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
 )
 
@@ -68,6 +70,9 @@ var reasonOf = map[heygen.Kind]struct {
 	heygen.KindInsufficientCredit: {codes.FailedPrecondition, "HEYGEN_INSUFFICIENT_CREDIT", "the HeyGen account has insufficient credit"},
 	heygen.KindUnavailable:        {codes.Unavailable, "HEYGEN_UNAVAILABLE", "HeyGen is unavailable; retry with backoff"},
 	heygen.KindBadResponse:        {codes.Internal, "HEYGEN_BAD_RESPONSE", "HeyGen sent a response the gateway cannot use"},
+	heygen.KindConflict:           {codes.Aborted, "HEYGEN_CONFLICT", "HeyGen refused the change because it conflicts with the resource's current state"},
+	heygen.KindPayloadTooLarge:    {codes.InvalidArgument, "HEYGEN_PAYLOAD_TOO_LARGE", "HeyGen refused the request as too large; send less"},
+	heygen.KindInProgress:         {codes.Aborted, "HEYGEN_REQUEST_IN_PROGRESS", "HeyGen is still processing an earlier request with the same request_id; retry later with the same request_id"},
 }
 
 // fieldViolation is one invalid request field.
@@ -101,20 +106,45 @@ func invalidField(field, reason string) error {
 // errPanic is what the recovery interceptor returns for a panic.
 var errPanic = errors.New("internal error")
 
+// deadlineSlack: a call cancelled this close to its deadline was cancelled
+// by it. A client whose deadline passes resets the stream, and the reset
+// reaches the server a moment before the server's own timer fires, so the
+// server sees "cancelled" for what was a deadline.
+const deadlineSlack = 50 * time.Millisecond
+
 // toStatus is the one place where errors become gRPC statuses. Every status
 // it returns carries exactly one ErrorInfo (plus BadRequest for invalid
-// fields and RetryInfo when HeyGen said when to retry); it never returns
-// UNKNOWN, and no message holds the API key, an upstream URL or body.
-func toStatus(err error) error {
+// fields and RetryInfo when it is known when to retry); it never returns
+// UNKNOWN, and no message or detail holds the API key, an upstream address,
+// URL or body. ctx is the call's: it tells a deadline from a cancellation.
+func toStatus(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, context.Canceled) {
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < deadlineSlack {
+			err = context.DeadlineExceeded
+		}
+	}
+	var cold *catalogue.ColdError
+	if errors.As(err, &cold) {
+		// No snapshot yet and the last crawl failed: the crawl's own error,
+		// and when the next crawl may run.
+		return withRetry(statusOf(cold.Cause), cold.RetryAfter)
+	}
+	return statusOf(err).Err()
+}
+
+// statusOf maps an error to its status (see toStatus).
+func statusOf(err error) *status.Status {
 	var (
 		reqErr   *requestError
 		valErr   *heygen.ValidationError
+		fieldErr *catalogue.FieldError
 		hgErr    *heygen.Error
-		offErr   *catalogueDisabledError
-		staleErr *staleError
+		offErr   *catalogue.DisabledError
+		staleErr *catalogue.StaleError
+		boundErr *catalogue.BoundError
 		authErr  *authError
 		rateErr  *rateLimitError
 		loadErr  *overloadError
@@ -125,6 +155,8 @@ func toStatus(err error) error {
 		return invalidArgument(reqErr)
 	case errors.As(err, &valErr):
 		return invalidArgument(&requestError{violations: []fieldViolation{{valErr.Field, valErr.Reason}}})
+	case errors.As(err, &fieldErr):
+		return invalidArgument(&requestError{violations: []fieldViolation{{fieldErr.Field, fieldErr.Reason}}})
 	case errors.Is(err, context.DeadlineExceeded):
 		return withDetails(status.New(codes.DeadlineExceeded, "the call's deadline passed before HeyGen answered"),
 			gatewayInfo(ReasonDeadlineExceeded, nil))
@@ -142,28 +174,56 @@ func toStatus(err error) error {
 	case errors.As(err, &loadErr):
 		return withDetails(status.New(codes.ResourceExhausted, loadErr.Error()), gatewayInfo(ReasonOverloaded, nil))
 	case errors.As(err, &limErr) && limErr.Reason == heygen.LimitCircuitOpen:
-		return withDetails(status.New(codes.Unavailable, "HeyGen has been failing; the gateway is not calling it for now (circuit breaker open); retry after the delay in RetryInfo"),
-			gatewayInfo(ReasonCircuitOpen, nil), &errdetails.RetryInfo{RetryDelay: durationpb.New(limErr.RetryAfter)})
+		msg := "HeyGen has been failing"
+		var md map[string]string
+		if limErr.LastFailure != "" {
+			msg += " (last failure: " + limErr.LastFailure + ")"
+			md = map[string]string{"cause": limErr.LastFailure}
+		}
+		return withDetails(status.New(codes.Unavailable, msg+"; the gateway is not calling it for now (circuit breaker open); retry after the delay in RetryInfo"),
+			gatewayInfo(ReasonCircuitOpen, md), &errdetails.RetryInfo{RetryDelay: durationpb.New(limErr.RetryAfter)})
 	case errors.As(err, &limErr):
 		return withDetails(status.New(codes.ResourceExhausted, "the gateway is at its limit of concurrent HeyGen calls; retry with backoff"),
 			gatewayInfo(ReasonHeyGenConcurrency, nil))
 	case errors.As(err, &offErr):
 		return withDetails(status.New(codes.FailedPrecondition, offErr.Error()),
-			gatewayInfo(ReasonCatalogueDisabled, map[string]string{"fields": strings.Join(offErr.fields, ",")}))
+			gatewayInfo(ReasonCatalogueDisabled, map[string]string{"fields": strings.Join(offErr.Fields, ",")}))
 	case errors.As(err, &hgErr):
 		return heygenStatus(hgErr)
+	case errors.As(err, &boundErr):
+		return withDetails(status.New(codes.Internal, reasonOf[heygen.KindBadResponse].summary+" ("+boundErr.Error()+")"),
+			&errdetails.ErrorInfo{Reason: reasonOf[heygen.KindBadResponse].reason, Domain: HeyGenDomain,
+				Metadata: map[string]string{"crawl": boundErr.Reason}})
 	case errors.As(err, &staleErr):
-		return withDetails(status.New(codes.Unavailable, "the avatar catalogue is too old to serve and refreshing it keeps failing; retry later"),
+		return withDetails(status.New(codes.Unavailable, "the "+staleErr.Resource+" catalogue is too old to serve and refreshing it keeps failing; retry later"),
 			gatewayInfo(ReasonCatalogueStale, nil))
 	}
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown && st.Code() != codes.OK {
-		return err // already a status from grpc-go itself
+		return st // already a status from grpc-go itself
 	}
 	return withDetails(status.New(codes.Internal, "internal error in the gateway; its logs have the details"),
 		gatewayInfo(ReasonInternal, nil))
 }
 
-func invalidArgument(e *requestError) error {
+// withRetry returns st with its RetryInfo set to d (replacing any).
+func withRetry(st *status.Status, d time.Duration) error {
+	p := st.Proto()
+	kept := p.Details[:0]
+	for _, a := range p.Details {
+		if a.MessageIs(&errdetails.RetryInfo{}) {
+			continue
+		}
+		kept = append(kept, a)
+	}
+	p.Details = kept
+	out, err := status.FromProto(p).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(max(d, 0))})
+	if err != nil {
+		return status.FromProto(p).Err()
+	}
+	return out.Err()
+}
+
+func invalidArgument(e *requestError) *status.Status {
 	br := &errdetails.BadRequest{}
 	for _, v := range e.violations {
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
@@ -177,16 +237,19 @@ func invalidArgument(e *requestError) error {
 	return withDetails(status.New(codes.InvalidArgument, e.Error()), gatewayInfo(ReasonInvalidRequest, md), br)
 }
 
-func heygenStatus(e *heygen.Error) error {
+func heygenStatus(e *heygen.Error) *status.Status {
 	m, ok := reasonOf[e.Kind]
 	if !ok {
 		m = reasonOf[heygen.KindBadResponse]
 	}
 	msg := m.summary
-	if e.Message != "" && e.Kind != heygen.KindBadResponse {
+	switch {
+	case e.Message != "" && e.Kind != heygen.KindBadResponse:
 		msg += ": " + e.Message
-	} else if e.Kind == heygen.KindBadResponse && e.Message != "" {
+	case e.Message != "":
 		msg += " (" + e.Message + ")"
+	case e.Cause != "":
+		msg += " (" + e.Cause + ")"
 	}
 	if e.RequestID != "" {
 		msg += " [HeyGen request id " + e.RequestID + "]"
@@ -207,13 +270,13 @@ func heygenStatus(e *heygen.Error) error {
 	if e.Attempts > 0 {
 		md["attempts"] = strconv.Itoa(e.Attempts)
 	}
-	if e.Err != nil && e.HTTPStatus == 0 {
-		md["cause"] = e.Err.Error()
+	if e.Cause != "" {
+		md["cause"] = e.Cause
 	}
 	details := []protoadapt.MessageV1{
 		&errdetails.ErrorInfo{Reason: m.reason, Domain: HeyGenDomain, Metadata: md},
 	}
-	if e.HasRetryAfter && (e.Kind == heygen.KindRateLimited || e.Kind == heygen.KindUnavailable) {
+	if e.HasRetryAfter && (e.Kind == heygen.KindRateLimited || e.Kind == heygen.KindUnavailable || e.Kind == heygen.KindInProgress) {
 		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
 	}
 	return withDetails(status.New(m.code, msg), details...)
@@ -225,10 +288,10 @@ func gatewayInfo(reason string, md map[string]string) *errdetails.ErrorInfo {
 
 // withDetails attaches details, falling back to the bare status (which
 // still has the right code and message) if they cannot be marshalled.
-func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
+func withDetails(st *status.Status, details ...protoadapt.MessageV1) *status.Status {
 	withD, err := st.WithDetails(details...)
 	if err != nil {
-		return st.Err()
+		return st
 	}
-	return withD.Err()
+	return withD
 }

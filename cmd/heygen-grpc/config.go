@@ -16,6 +16,7 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
@@ -49,23 +50,33 @@ type config struct {
 	catalogueMaxAge  time.Duration
 	catalogueTimeout time.Duration
 
-	apiKeyFile      string
-	reloadInterval  time.Duration
-	callersFile     string
-	tlsCert         string
-	tlsKey          string
-	tlsClientCA     string
-	mtlsIdentity    bool
-	rateLimit       server.Limit
-	rateLimits      map[string]server.Limit
-	maxInFlight     int
-	heygenMaxConc   int
-	breakerFailures int
-	breakerOpenFor  time.Duration
-	retryBudget     float64
-	metricsAddr     string
-	pprof           bool
-	otlpEndpoint    string
+	apiKeyFile     string
+	reloadInterval time.Duration
+	callersFile    string
+	tlsCert        string
+	tlsKey         string
+	tlsClientCA    string
+	mtlsIdentity   bool
+	rateLimit      server.Limit
+	rateLimits     map[string]server.Limit
+	maxInFlight    int
+
+	maxConnections       int
+	maxConcurrentStreams int
+	maxStreams           int
+	maxWatchStreams      int
+	maxHeaderBytes       int
+	maxRecvMsgBytes      int
+	catalogueMaxPages    int
+	catalogueMaxItems    int
+	notFoundTTL          time.Duration
+	heygenMaxConc        int
+	breakerFailures      int
+	breakerOpenFor       time.Duration
+	retryBudget          float64
+	metricsAddr          string
+	pprof                bool
+	otlpEndpoint         string
 }
 
 // configError is a bad setting: the binary prints it on one line and exits 2.
@@ -170,9 +181,12 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	boolean(&c.reflection, "reflection", "GRPC_REFLECTION", true, "serve gRPC server reflection (v1 and v1alpha)")
 	dur(&c.drainDelay, "shutdown-drain-delay", "SHUTDOWN_DRAIN_DELAY", 0, "on SIGTERM, wait this long after health goes NOT_SERVING before refusing new calls")
 	boolean(&c.catalogue, "catalogue", "CATALOGUE_ENABLED", true, "answer list and get calls from an in-memory catalogue refreshed in the background; false passes every call through to HeyGen")
-	dur(&c.catalogueRefresh, "catalogue-refresh-interval", "CATALOGUE_REFRESH_INTERVAL", server.DefaultRefreshInterval, "time between catalogue crawls (±10% jitter)")
-	dur(&c.catalogueMaxAge, "catalogue-max-staleness", "CATALOGUE_MAX_STALENESS", server.DefaultMaxStaleness, "how long the last good catalogue keeps serving while refreshes fail")
-	dur(&c.catalogueTimeout, "catalogue-crawl-timeout", "CATALOGUE_CRAWL_TIMEOUT", server.DefaultCrawlTimeout, "timeout of one whole catalogue crawl")
+	dur(&c.catalogueRefresh, "catalogue-refresh-interval", "CATALOGUE_REFRESH_INTERVAL", catalogue.DefaultRefreshInterval, "time between catalogue crawls (±10% jitter)")
+	dur(&c.catalogueMaxAge, "catalogue-max-staleness", "CATALOGUE_MAX_STALENESS", catalogue.DefaultMaxStaleness, "how long the last good catalogue keeps serving while refreshes fail")
+	dur(&c.catalogueTimeout, "catalogue-crawl-timeout", "CATALOGUE_CRAWL_TIMEOUT", catalogue.DefaultCrawlTimeout, "timeout of one whole catalogue crawl")
+	integer(&c.catalogueMaxPages, "catalogue-max-pages", "CATALOGUE_MAX_PAGES", catalogue.DefaultMaxPages, "most pages of one list in one crawl; past it the crawl fails and the last snapshot keeps serving")
+	integer(&c.catalogueMaxItems, "catalogue-max-items", "CATALOGUE_MAX_ITEMS", catalogue.DefaultMaxItems, "most items of one resource in one crawl; past it the crawl fails and the last snapshot keeps serving")
+	dur(&c.notFoundTTL, "catalogue-not-found-ttl", "CATALOGUE_NOT_FOUND_TTL", catalogue.DefaultNotFoundTTL, "how long an id HeyGen does not have is answered NOT_FOUND without asking HeyGen again")
 	str(&c.apiKeyFile, "heygen-api-key-file", "HEYGEN_API_KEY_FILE", "", "read the HeyGen API key from this file (a Kubernetes secret mount), re-read when it changes; instead of HEYGEN_API_KEY")
 	dur(&c.reloadInterval, "reload-interval", "RELOAD_INTERVAL", 10*time.Second, "how often the key file, callers file and TLS files are checked for changes")
 	str(&c.callersFile, "callers-file", "CALLERS_FILE", "", "require bearer tokens: file of `caller-name: sha256:<hex>` lines (see `heygen-grpc new-token`); reloaded on change")
@@ -184,6 +198,12 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	str(&rateLimit, "caller-rate-limit", "CALLER_RATE_LIMIT", "0", "default per-caller limit as rps[:burst]; 0 disables")
 	str(&rateLimits, "caller-rate-limits", "CALLER_RATE_LIMITS", "", "per-caller overrides: name=rps:burst,name=rps:burst")
 	integer(&c.maxInFlight, "max-in-flight", "MAX_IN_FLIGHT", 1024, "AvatarsService calls in flight before new ones are refused (RESOURCE_EXHAUSTED); 0 disables")
+	integer(&c.maxConnections, "max-connections", "MAX_CONNECTIONS", server.DefaultMaxConnections, "open connections before new ones are closed at once")
+	integer(&c.maxConcurrentStreams, "max-concurrent-streams", "MAX_CONCURRENT_STREAMS", server.DefaultMaxConcurrentStreams, "streams per HTTP/2 connection before the transport refuses new ones")
+	integer(&c.maxStreams, "max-streams", "MAX_STREAMS", server.DefaultMaxStreams, "streams across all connections (health Watch apart) before new ones get RESOURCE_EXHAUSTED")
+	integer(&c.maxWatchStreams, "max-watch-streams", "MAX_WATCH_STREAMS", server.DefaultMaxWatchStreams, "health Watch streams before new ones get RESOURCE_EXHAUSTED")
+	integer(&c.maxHeaderBytes, "max-header-bytes", "MAX_HEADER_BYTES", server.DefaultMaxHeaderBytes, "largest request header list (metadata) accepted")
+	integer(&c.maxRecvMsgBytes, "max-request-bytes", "MAX_REQUEST_BYTES", server.DefaultMaxRecvMsgBytes, "largest request message accepted")
 	integer(&c.heygenMaxConc, "heygen-max-concurrent", "HEYGEN_MAX_CONCURRENT", 64, "concurrent HTTP attempts to HeyGen before callers are refused; 0 disables")
 	integer(&c.breakerFailures, "heygen-breaker-failures", "HEYGEN_BREAKER_FAILURES", 5, "consecutive HeyGen failures (5xx, transport, timeout) that open the circuit breaker; 0 disables it")
 	dur(&c.breakerOpenFor, "heygen-breaker-open-for", "HEYGEN_BREAKER_OPEN_FOR", 30*time.Second, "how long the breaker stays open before one probe call")
@@ -250,6 +270,20 @@ func (c *config) validate() error {
 	case c.maxInFlight < 0 || c.heygenMaxConc < 0 || c.breakerFailures < 0:
 		return configErrorf("-max-in-flight, -heygen-max-concurrent and -heygen-breaker-failures must not be negative")
 	}
+	bounds := []struct {
+		name   string
+		v, max int
+	}{
+		{"-max-connections", c.maxConnections, 1 << 20}, {"-max-concurrent-streams", c.maxConcurrentStreams, 1 << 20},
+		{"-max-streams", c.maxStreams, 1 << 24}, {"-max-watch-streams", c.maxWatchStreams, 1 << 24},
+		{"-max-header-bytes", c.maxHeaderBytes, 16 << 20}, {"-max-request-bytes", c.maxRecvMsgBytes, 64 << 20},
+		{"-catalogue-max-pages", c.catalogueMaxPages, 1 << 30}, {"-catalogue-max-items", c.catalogueMaxItems, 1 << 30},
+	}
+	for _, b := range bounds {
+		if b.v < 1 || b.v > b.max {
+			return configErrorf("invalid %s %d: must be between 1 and %d", b.name, b.v, b.max)
+		}
+	}
 	if err := checkAddr("-addr", c.addr); err != nil {
 		return err
 	}
@@ -259,7 +293,7 @@ func (c *config) validate() error {
 		}
 	}
 	if _, err := heygen.ParseBaseURL(c.baseURL); err != nil {
-		return configErrorf("invalid -heygen-base-url: %s", strings.TrimPrefix(err.Error(), "heygen: "))
+		return configErrorf("invalid -heygen-base-url: %v", err)
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {
 		return configErrorf("invalid -log-format %q: want json or text", c.logFormat)
@@ -274,7 +308,7 @@ func (c *config) validate() error {
 		{"-shutdown-timeout", c.shutdownTimeout},
 		{"-catalogue-refresh-interval", c.catalogueRefresh}, {"-catalogue-max-staleness", c.catalogueMaxAge},
 		{"-catalogue-crawl-timeout", c.catalogueTimeout}, {"-reload-interval", c.reloadInterval},
-		{"-heygen-breaker-open-for", c.breakerOpenFor},
+		{"-heygen-breaker-open-for", c.breakerOpenFor}, {"-catalogue-not-found-ttl", c.notFoundTTL},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {

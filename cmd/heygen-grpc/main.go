@@ -21,8 +21,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
 	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/watch"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
@@ -58,8 +60,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(cfg, stderr)
 
 	apiKey, baseURL := cfg.apiKey, cfg.baseURL
+	var keyFile *watch.Files
 	if cfg.apiKeyFile != "" && !cfg.demo {
-		if apiKey, err = readKeyFile(cfg.apiKeyFile); err != nil {
+		keyFile = &watch.Files{What: "the HeyGen API key file", Paths: []string{cfg.apiKeyFile}, Log: log,
+			Apply: func(c [][]byte) error {
+				key, err := parseKeyFile(cfg.apiKeyFile, c[0])
+				if err == nil {
+					apiKey = key
+				}
+				return err
+			}}
+		if err := keyFile.Load(); err != nil {
 			return &configError{msg: err.Error()}
 		}
 	}
@@ -109,50 +120,59 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
-	if cfg.apiKeyFile != "" && !cfg.demo {
-		go watchKeyFile(bg, cfg.apiKeyFile, cfg.reloadInterval, apiKey, client.SetAPIKey, log)
-	}
 
 	var auth *server.Authenticator
+	var callersFile *watch.Files
 	if cfg.callersFile != "" || cfg.mtlsIdentity {
 		auth = &server.Authenticator{CertIdentity: cfg.mtlsIdentity}
 		if cfg.callersFile != "" {
-			if auth.Tokens, err = server.LoadTokenStore(cfg.callersFile, log); err != nil {
+			auth.Tokens = server.NewTokenStore()
+			callersFile = &watch.Files{What: "the callers file", Paths: []string{cfg.callersFile}, Log: log,
+				Apply: func(c [][]byte) error {
+					if err := auth.Tokens.Apply(c[0]); err != nil {
+						return fmt.Errorf("callers file %s: %w", cfg.callersFile, err)
+					}
+					return nil
+				}}
+			if err := callersFile.Load(); err != nil {
 				return &configError{msg: err.Error()}
 			}
-			go auth.Tokens.Watch(bg, cfg.reloadInterval)
 			log.Info("caller authentication: bearer tokens", "callers", len(auth.Tokens.Callers()), "file", cfg.callersFile)
 		}
 	}
 	serverOpts := tr.serverOptions
+	var certFiles *watch.Files
 	if cfg.tlsCert != "" {
-		certs, err := newCertReloader(cfg.tlsCert, cfg.tlsKey, log)
-		if err != nil {
+		certs := &certStore{}
+		certFiles = &watch.Files{What: "the TLS certificate", Paths: []string{cfg.tlsCert, cfg.tlsKey}, Log: log, Apply: certs.apply}
+		if err := certFiles.Load(); err != nil {
 			return &configError{msg: err.Error()}
 		}
 		tc, err := tlsConfig(cfg, certs)
 		if err != nil {
 			return &configError{msg: err.Error()}
 		}
-		go certs.watch(bg, cfg.reloadInterval)
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 
-	var catalogue *server.Catalogue
+	var cat *catalogue.Set
 	if cfg.catalogue {
-		catalogue, err = server.NewCatalogue(server.CatalogueOptions{
-			Client:          client,
+		copts := catalogue.Options{
 			Logger:          log,
 			RefreshInterval: cfg.catalogueRefresh,
 			MaxStaleness:    cfg.catalogueMaxAge,
 			CrawlTimeout:    cfg.catalogueTimeout,
-		})
-		if err != nil {
-			return err
+			MaxPages:        cfg.catalogueMaxPages,
+			MaxItems:        cfg.catalogueMaxItems,
+			NotFoundTTL:     cfg.notFoundTTL,
 		}
+		if metrics != nil {
+			copts.Observer = metrics
+		}
+		cat = catalogue.New(client, copts)
 	}
 	srv, err := server.New(server.Options{
-		Catalogue:             catalogue,
+		Catalogue:             cat,
 		Client:                client,
 		Logger:                log,
 		Reflection:            cfg.reflection,
@@ -163,8 +183,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Auth:                  auth,
 		RateLimits:            server.RateLimits{Default: cfg.rateLimit, Callers: cfg.rateLimits},
 		MaxInFlight:           cfg.maxInFlight,
-		Metrics:               metrics,
-		ServerOptions:         serverOpts,
+		Limits: server.TransportLimits{
+			MaxConnections:       cfg.maxConnections,
+			MaxConcurrentStreams: uint32(cfg.maxConcurrentStreams), //nolint:gosec // G115: validated positive and small
+			MaxStreams:           cfg.maxStreams,
+			MaxWatchStreams:      cfg.maxWatchStreams,
+			MaxHeaderBytes:       uint32(cfg.maxHeaderBytes), //nolint:gosec // G115: validated positive and small
+			MaxRecvMsgBytes:      cfg.maxRecvMsgBytes,
+		},
+		Metrics:       metrics,
+		ServerOptions: serverOpts,
 	})
 	if err != nil {
 		return err
@@ -182,9 +210,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stopMetrics()
 	}
-	go srv.RunHealthProbe(bg)
-	if catalogue != nil {
-		go catalogue.Run(bg)
+	go srv.RunBackground(bg)
+	if cat != nil {
+		go cat.Run(bg)
+	}
+	if keyFile != nil {
+		keyFile.OnChange = func() {
+			client.SetAPIKey(apiKey)
+			srv.ProbeNow()
+		}
+		go keyFile.Run(bg, cfg.reloadInterval)
+	}
+	if callersFile != nil {
+		go callersFile.Run(bg, cfg.reloadInterval)
+	}
+	if certFiles != nil {
+		go certFiles.Run(bg, cfg.reloadInterval)
 	}
 
 	serveErr := make(chan error, 1)

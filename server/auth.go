@@ -11,13 +11,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
-	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -57,50 +53,39 @@ type callerEntry struct {
 	hash [sha256.Size]byte
 }
 
-// TokenStore holds the callers file: one `caller-name: sha256:<hex>` per
-// line, # comments and blank lines allowed. It reloads the file when its
-// content changes; a file that fails to parse is logged and the previous
-// callers stay in force.
+// TokenStore holds the callers: one `caller-name: sha256:<hex>` per line
+// of the callers file, # comments and blank lines allowed. Load it from
+// the file with [TokenStore.Apply] (the file watcher calls it again when
+// the file changes); a file that fails to parse leaves the previous
+// callers in force.
 type TokenStore struct {
-	path    string
-	log     *slog.Logger
 	entries atomic.Pointer[[]callerEntry]
-	mu      sync.Mutex
-	lastSum [sha256.Size]byte
+	// compare is subtle.ConstantTimeCompare; a test counts its calls.
+	compare func(a, b []byte) int
 }
 
-// LoadTokenStore reads the callers file; an error names the bad line.
-func LoadTokenStore(path string, log *slog.Logger) (*TokenStore, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	s := &TokenStore{path: path, log: log}
-	if _, err := s.Reload(); err != nil {
-		return nil, err
-	}
-	return s, nil
+// NewTokenStore returns a store with no callers: every token is refused
+// until [TokenStore.Apply] loads some.
+func NewTokenStore() *TokenStore {
+	s := &TokenStore{compare: subtle.ConstantTimeCompare}
+	s.entries.Store(&[]callerEntry{})
+	return s
 }
 
-// Reload rereads the file and reports whether it changed.
-func (s *TokenStore) Reload() (changed bool, err error) {
-	data, err := os.ReadFile(s.path)
-	if err != nil {
-		return false, fmt.Errorf("read callers file: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sum := sha256.Sum256(data)
-	if sum == s.lastSum && s.entries.Load() != nil {
-		return false, nil
-	}
+// Apply parses a callers file's content and, if it is valid, replaces the
+// callers. The error names the bad line.
+func (s *TokenStore) Apply(data []byte) error {
 	entries, err := parseCallers(data)
 	if err != nil {
-		return false, fmt.Errorf("callers file %s: %w", s.path, err)
+		return err
 	}
 	s.entries.Store(&entries)
-	s.lastSum = sum
-	return true, nil
+	return nil
 }
+
+// ValidCallerName reports whether name may name a caller: letters, digits,
+// '.', '_' or '-', starting with a letter or digit, at most 64.
+func ValidCallerName(name string) bool { return callerNamePattern.MatchString(name) }
 
 func parseCallers(data []byte) ([]callerEntry, error) {
 	var entries []callerEntry
@@ -131,13 +116,14 @@ func parseCallers(data []byte) ([]callerEntry, error) {
 	return entries, sc.Err()
 }
 
-// Lookup returns the caller whose token this is. Every entry is compared
-// in constant time, so timing does not reveal how close a guess was.
+// Lookup returns the caller whose token this is. Every entry is compared,
+// each in constant time, and the loop never stops early, so timing
+// reveals neither how close a guess was nor which entry matched.
 func (s *TokenStore) Lookup(token string) (string, bool) {
 	sum := sha256.Sum256([]byte(token))
 	found := ""
 	for _, e := range *s.entries.Load() {
-		if subtle.ConstantTimeCompare(sum[:], e.hash[:]) == 1 {
+		if s.compare(sum[:], e.hash[:]) == 1 {
 			found = e.name
 		}
 	}
@@ -151,27 +137,6 @@ func (s *TokenStore) Callers() []string {
 		names = append(names, e.name)
 	}
 	return names
-}
-
-// Watch rereads the file every interval until ctx is done, logging changes
-// and errors.
-func (s *TokenStore) Watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		changed, err := s.Reload()
-		switch {
-		case err != nil:
-			s.log.ErrorContext(ctx, "cannot reload the callers file; the previous callers stay in force", "error", err)
-		case changed:
-			s.log.InfoContext(ctx, "callers file reloaded", "callers", len(s.Callers()))
-		}
-	}
 }
 
 // authError is a caller the gateway does not accept.

@@ -1,5 +1,28 @@
 package heygen
 
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// MaxPageLimit is the largest page of looks or groups HeyGen serves.
+const MaxPageLimit = 50
+
+// Ownership filter values accepted by HeyGen.
+const (
+	OwnershipPublic  = "public"
+	OwnershipPrivate = "private"
+)
+
+// Avatar type filter values accepted by HeyGen.
+const (
+	AvatarTypeStudio      = "studio_avatar"
+	AvatarTypeDigitalTwin = "digital_twin"
+	AvatarTypePhoto       = "photo_avatar"
+)
+
 // AvatarError is HeyGen's explanation of why an avatar or group failed.
 type AvatarError struct {
 	// Code is HeyGen's error code, verbatim.
@@ -72,50 +95,15 @@ type Group struct {
 	Error *AvatarError `json:"error"`
 }
 
-// LookPage is one page of looks.
-type LookPage struct {
-	// Looks are the items on this page.
-	Looks []Look
+// Page is one page of a HeyGen list.
+type Page[T any] struct {
+	// Items are the items on this page.
+	Items []T
 	// HasMore reports whether another page follows.
 	HasMore bool
 	// NextToken fetches the next page; empty on the last page.
 	NextToken string
 }
-
-// GroupPage is one page of groups.
-type GroupPage struct {
-	// Groups are the items on this page.
-	Groups []Group
-	// HasMore reports whether another page follows.
-	HasMore bool
-	// NextToken fetches the next page; empty on the last page.
-	NextToken string
-}
-
-// User is the account that owns the API key (GET /v3/users/me). Only the
-// fields the gateway needs are decoded; the rest are ignored.
-type User struct {
-	// Username is the account's user name.
-	Username string `json:"username"`
-	// BillingType is the account's billing model.
-	BillingType string `json:"billing_type"`
-}
-
-// Ownership filter values accepted by HeyGen.
-const (
-	OwnershipPublic  = "public"
-	OwnershipPrivate = "private"
-)
-
-// Avatar type filter values accepted by HeyGen.
-const (
-	AvatarTypeStudio      = "studio_avatar"
-	AvatarTypeDigitalTwin = "digital_twin"
-	AvatarTypePhoto       = "photo_avatar"
-)
-
-// MaxPageLimit is the largest page HeyGen serves.
-const MaxPageLimit = 50
 
 // ListLooksOptions filters and pages GET /v3/avatars/looks. Zero values are omitted.
 type ListLooksOptions struct {
@@ -139,4 +127,103 @@ type ListGroupsOptions struct {
 	Limit int
 	// Token is a previous page's NextToken.
 	Token string
+}
+
+// pageQuery starts a list query: limit (1 to maxLimit; 0 omitted) and token.
+func pageQuery(limit, maxLimit int, token string) (url.Values, error) {
+	q := url.Values{}
+	if limit < 0 || limit > maxLimit {
+		return nil, &ValidationError{Field: "limit", Reason: "must be between 1 and " + strconv.Itoa(maxLimit)}
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if token != "" {
+		q.Set("token", token)
+	}
+	return q, nil
+}
+
+// setIf sets query parameter k when v is not empty.
+func setIf(q url.Values, k, v string) {
+	if v != "" {
+		q.Set(k, v)
+	}
+}
+
+// list fetches one page of a list endpoint.
+func list[T any](ctx context.Context, c *Client, path Path, q url.Values) (*Page[T], error) {
+	req, err := c.NewRequest(ctx, http.MethodGet, path, q, nil)
+	if err != nil {
+		return nil, err
+	}
+	var items []T
+	resp, err := c.Do(req, &items)
+	if err != nil {
+		return nil, err
+	}
+	return &Page[T]{Items: items, HasMore: resp.HasMore, NextToken: resp.NextToken}, nil
+}
+
+// get fetches one item.
+func get[T any](ctx context.Context, c *Client, path Path) (*T, error) {
+	req, err := c.NewRequest(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if _, err := c.Do(req, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// AvatarsService is HeyGen's avatar endpoints.
+type AvatarsService struct{ c *Client }
+
+// ListLooks fetches one page of looks (GET /v3/avatars/looks).
+func (s *AvatarsService) ListLooks(ctx context.Context, opts ListLooksOptions) (*Page[Look], error) {
+	q, err := pageQuery(opts.Limit, MaxPageLimit, opts.Token)
+	if err != nil {
+		return nil, err
+	}
+	if opts.GroupID != "" {
+		if err := checkID("group_id", opts.GroupID); err != nil {
+			return nil, err
+		}
+		q.Set("group_id", opts.GroupID)
+	}
+	setIf(q, "avatar_type", opts.AvatarType)
+	setIf(q, "ownership", opts.Ownership)
+	return list[Look](ctx, s.c, Route("/v3/avatars/looks"), q)
+}
+
+// GetLook fetches one look (GET /v3/avatars/looks/{look_id}).
+func (s *AvatarsService) GetLook(ctx context.Context, lookID string) (*Look, error) {
+	if err := checkID("look_id", lookID); err != nil {
+		return nil, err
+	}
+	return get[Look](ctx, s.c, Route("/v3/avatars/looks/{look_id}", lookID))
+}
+
+// ListGroups fetches one page of avatar groups (GET /v3/avatars).
+func (s *AvatarsService) ListGroups(ctx context.Context, opts ListGroupsOptions) (*Page[Group], error) {
+	q, err := pageQuery(opts.Limit, MaxPageLimit, opts.Token)
+	if err != nil {
+		return nil, err
+	}
+	setIf(q, "ownership", opts.Ownership)
+	return list[Group](ctx, s.c, Route("/v3/avatars"), q)
+}
+
+// GetGroup fetches one avatar group (GET /v3/avatars/{group_id}).
+func (s *AvatarsService) GetGroup(ctx context.Context, groupID string) (*Group, error) {
+	if err := checkID("group_id", groupID); err != nil {
+		return nil, err
+	}
+	if groupID == "looks" {
+		// "/v3/avatars/looks" is the look list, not a group.
+		return nil, &ValidationError{Field: "group_id", Reason: `"looks" is not a group id`}
+	}
+	return get[Group](ctx, s.c, Route("/v3/avatars/{group_id}", groupID))
 }

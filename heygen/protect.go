@@ -18,6 +18,9 @@ type LimitError struct {
 	// RetryAfter is when trying again makes sense (the time until the
 	// breaker lets a probe through), or 0 when unknown.
 	RetryAfter time.Duration
+	// LastFailure is, for an open breaker, what the failures that opened
+	// it were ("connection refused", "HTTP 503"): never upstream text.
+	LastFailure string
 }
 
 // Reasons for a LimitError.
@@ -33,11 +36,15 @@ const (
 func (e *LimitError) Error() string {
 	switch e.Reason {
 	case LimitCircuitOpen:
-		return "heygen: circuit breaker open after repeated HeyGen failures; not calling HeyGen for " + e.RetryAfter.Round(time.Millisecond).String()
+		msg := "circuit breaker open after repeated HeyGen failures"
+		if e.LastFailure != "" {
+			msg += " (last: " + e.LastFailure + ")"
+		}
+		return msg + "; not calling HeyGen for " + e.RetryAfter.Round(time.Millisecond).String()
 	case LimitConcurrency:
-		return "heygen: too many concurrent HeyGen calls; refused without queueing"
+		return "too many concurrent HeyGen calls; refused without queueing"
 	}
-	return "heygen: call refused: " + e.Reason
+	return "call refused: " + e.Reason
 }
 
 // BreakerPolicy configures the circuit breaker around HeyGen. Zero fields
@@ -45,8 +52,9 @@ func (e *LimitError) Error() string {
 type BreakerPolicy struct {
 	// Disabled turns the breaker off.
 	Disabled bool
-	// ConsecutiveFailures opens the breaker (default 5). Only transport
-	// errors, timeouts and 5xx count: 4xx and 429 never open it.
+	// ConsecutiveFailures opens the breaker (default 5). They are counted
+	// per call, after its retries, not per attempt; only transport errors,
+	// timeouts and 5xx count: 4xx and 429 never open it.
 	ConsecutiveFailures int
 	// OpenFor is how long it stays open before letting one probe through
 	// (default 30s).
@@ -56,9 +64,10 @@ type BreakerPolicy struct {
 // breaker wraps gobreaker (maintained, small, with half-open probing) and
 // remembers when it opened, so callers can be told when to come back.
 type breaker struct {
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
-	openFor  time.Duration
-	openedAt atomic.Int64 // unix nanos of the last transition to open
+	cb          *gobreaker.TwoStepCircuitBreaker[struct{}]
+	openFor     time.Duration
+	openedAt    atomic.Int64 // unix nanos of the last transition to open
+	lastFailure atomic.Pointer[string]
 }
 
 func newBreaker(p BreakerPolicy, onState func(state string)) *breaker {
@@ -90,10 +99,12 @@ func newBreaker(p BreakerPolicy, onState func(state string)) *breaker {
 	return b
 }
 
-// allow asks the breaker for permission to send one attempt.
-func (b *breaker) allow() (done func(success bool), err error) {
+// allow asks the breaker for permission to make one call (all its
+// attempts). done reports the call's outcome: failure is the classified
+// cause when HeyGen failed, "" when it did not.
+func (b *breaker) allow() (done func(failure string), err error) {
 	if b == nil {
-		return func(bool) {}, nil
+		return func(string) {}, nil
 	}
 	report, err := b.cb.Allow()
 	if err != nil {
@@ -101,25 +112,29 @@ func (b *breaker) allow() (done func(success bool), err error) {
 		if errors.Is(err, gobreaker.ErrTooManyRequests) || wait <= 0 {
 			wait = 100 * time.Millisecond // a probe is under way
 		}
-		return nil, &LimitError{Reason: LimitCircuitOpen, RetryAfter: wait}
-	}
-	return func(success bool) {
-		if success {
-			report(nil)
-		} else {
-			report(errAttemptFailed)
+		lerr := &LimitError{Reason: LimitCircuitOpen, RetryAfter: wait}
+		if last := b.lastFailure.Load(); last != nil {
+			lerr.LastFailure = *last
 		}
+		return nil, lerr
+	}
+	return func(failure string) {
+		if failure == "" {
+			report(nil)
+			return
+		}
+		b.lastFailure.Store(&failure)
+		report(errCallFailed)
 	}, nil
 }
 
-var errAttemptFailed = errors.New("attempt failed")
+var errCallFailed = errors.New("call failed")
 
-// BreakerState reports the breaker state: "closed", "open", "half-open" or "disabled".
-func (c *Client) BreakerState() string {
-	if c.breaker == nil {
+func (b *breaker) state() string {
+	if b == nil {
 		return "disabled"
 	}
-	return c.breaker.cb.State().String()
+	return b.cb.State().String()
 }
 
 // RetryBudget bounds retries to a fraction of calls over a sliding window,

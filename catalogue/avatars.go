@@ -1,0 +1,327 @@
+package catalogue
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+
+	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
+	"github.com/heygen-grpc/heygen-grpc/heygen"
+)
+
+// This file is everything the catalogue knows about avatars (HeyGen
+// looks) and avatar groups: how to crawl them, convert them, and filter them.
+
+var (
+	avatarTypeFromHeyGen = map[string]heygenv1.AvatarType{
+		heygen.AvatarTypeStudio:      heygenv1.AvatarType_AVATAR_TYPE_STUDIO_AVATAR,
+		heygen.AvatarTypeDigitalTwin: heygenv1.AvatarType_AVATAR_TYPE_DIGITAL_TWIN,
+		heygen.AvatarTypePhoto:       heygenv1.AvatarType_AVATAR_TYPE_PHOTO_AVATAR,
+	}
+	avatarTypeToHeyGen = invert(avatarTypeFromHeyGen)
+
+	ownershipToHeyGen = map[heygenv1.Ownership]string{
+		heygenv1.Ownership_OWNERSHIP_PUBLIC:  heygen.OwnershipPublic,
+		heygenv1.Ownership_OWNERSHIP_PRIVATE: heygen.OwnershipPrivate,
+	}
+
+	avatarStatusFromHeyGen = map[string]heygenv1.AvatarStatus{
+		"processing":      heygenv1.AvatarStatus_AVATAR_STATUS_PROCESSING,
+		"pending_consent": heygenv1.AvatarStatus_AVATAR_STATUS_PENDING_CONSENT,
+		"failed":          heygenv1.AvatarStatus_AVATAR_STATUS_FAILED,
+		"completed":       heygenv1.AvatarStatus_AVATAR_STATUS_COMPLETED,
+	}
+
+	orientationFromHeyGen = map[string]heygenv1.Orientation{
+		"portrait":  heygenv1.Orientation_ORIENTATION_PORTRAIT,
+		"landscape": heygenv1.Orientation_ORIENTATION_LANDSCAPE,
+		"square":    heygenv1.Orientation_ORIENTATION_SQUARE,
+	}
+
+	// owners lists the ownerships in crawl priority: an id seen in both
+	// keeps its public item.
+	owners = []heygenv1.Ownership{heygenv1.Ownership_OWNERSHIP_PUBLIC, heygenv1.Ownership_OWNERSHIP_PRIVATE}
+)
+
+func invert[K, V comparable](m map[K]V) map[V]K {
+	out := make(map[V]K, len(m))
+	for k, v := range m {
+		out[v] = k
+	}
+	return out
+}
+
+// AvatarFromLook converts a HeyGen look. Unknown enum values become
+// *_UNSPECIFIED with the upstream string kept in the *_raw field.
+func AvatarFromLook(l *heygen.Look) *heygenv1.Avatar {
+	a := &heygenv1.Avatar{
+		Id:                      l.ID,
+		Name:                    l.Name,
+		AvatarType:              avatarTypeFromHeyGen[l.AvatarType],
+		AvatarTypeRaw:           l.AvatarType,
+		GroupId:                 l.GroupID,
+		Gender:                  l.Gender,
+		DefaultVoiceId:          l.DefaultVoiceID,
+		PreviewImageUrl:         l.PreviewImageURL,
+		PreviewVideoUrl:         l.PreviewVideoURL,
+		ImageWidth:              int32Ptr(l.ImageWidth),
+		ImageHeight:             int32Ptr(l.ImageHeight),
+		SupportedApiEngines:     l.SupportedAPIEngines,
+		Tags:                    l.Tags,
+		Error:                   avatarError(l.Error),
+		PreferredOrientation:    enumOf(orientationFromHeyGen, l.PreferredOrientation),
+		PreferredOrientationRaw: l.PreferredOrientation,
+		Status:                  enumOf(avatarStatusFromHeyGen, l.Status),
+		StatusRaw:               l.Status,
+		CreatedAt:               timestampPtr(l.CreatedAt),
+	}
+	return a
+}
+
+// AvatarGroupFromGroup converts a HeyGen group.
+func AvatarGroupFromGroup(g *heygen.Group) *heygenv1.AvatarGroup {
+	return &heygenv1.AvatarGroup{
+		Id:              g.ID,
+		Name:            g.Name,
+		CreatedAt:       timestamp(g.CreatedAt),
+		LooksCount:      clampInt32(g.LooksCount),
+		Gender:          g.Gender,
+		PreviewImageUrl: g.PreviewImageURL,
+		PreviewVideoUrl: g.PreviewVideoURL,
+		DefaultVoiceId:  g.DefaultVoiceID,
+		ConsentStatus:   g.ConsentStatus,
+		Error:           avatarError(g.Error),
+		Status:          enumOf(avatarStatusFromHeyGen, g.Status),
+		StatusRaw:       g.Status,
+	}
+}
+
+func avatarError(e *heygen.AvatarError) *heygenv1.AvatarError {
+	if e == nil {
+		return nil
+	}
+	return &heygenv1.AvatarError{Code: e.Code, Message: e.Message}
+}
+
+// AvatarFilter is a ListAvatars request's filters. Text filters are
+// compared case-insensitively; build it with [NewAvatarFilter].
+type AvatarFilter struct {
+	GroupID     string
+	AvatarType  heygenv1.AvatarType
+	Ownership   heygenv1.Ownership
+	Query       string // lower case
+	Gender      string // lower case
+	Engine      string
+	Orientation heygenv1.Orientation
+	Tag         string // lower case
+}
+
+// NewAvatarFilter takes a (validated) request's filters.
+func NewAvatarFilter(req *heygenv1.ListAvatarsRequest) AvatarFilter {
+	return AvatarFilter{
+		GroupID:     req.GetGroupId(),
+		AvatarType:  req.GetAvatarType(),
+		Ownership:   req.GetOwnership(),
+		Query:       strings.ToLower(req.GetQuery()),
+		Gender:      strings.ToLower(req.GetGender()),
+		Engine:      req.GetSupportedEngine(),
+		Orientation: req.GetPreferredOrientation(),
+		Tag:         strings.ToLower(req.GetTag()),
+	}
+}
+
+// avatarKeys are an avatar's filter fields, prepared once per snapshot.
+type avatarKeys struct {
+	text    string // lower-case name + "\x00" + id
+	gender  string // lower case
+	tags    []string
+	engines []string
+}
+
+func itoa[E ~int32](e E) string { return strconv.Itoa(int(e)) }
+
+// lookPages pages through HeyGen's looks with the given filters.
+func lookPages(client *heygen.Client, opts heygen.ListLooksOptions, own heygenv1.Ownership) func(context.Context, string, int) ([]*heygenv1.Avatar, string, error) {
+	return func(ctx context.Context, token string, size int) ([]*heygenv1.Avatar, string, error) {
+		o := opts
+		o.Token, o.Limit = token, size
+		p, err := client.Avatars.ListLooks(ctx, o)
+		if err != nil {
+			return nil, "", err
+		}
+		out := make([]*heygenv1.Avatar, len(p.Items))
+		for i := range p.Items {
+			out[i] = AvatarFromLook(&p.Items[i])
+			out[i].Ownership = own
+		}
+		return out, p.NextToken, nil
+	}
+}
+
+// Avatars is the avatar (look) resource: crawled as public and private
+// looks side by side (HeyGen does not say which an item is; the list it
+// came from does), indexed by group.
+func Avatars(client *heygen.Client) *Resource[*heygenv1.Avatar, avatarKeys, AvatarFilter] {
+	r := &Resource[*heygenv1.Avatar, avatarKeys, AvatarFilter]{
+		Name:   "avatars",
+		Kind:   'A',
+		ID:     (*heygenv1.Avatar).GetId,
+		Group:  (*heygenv1.Avatar).GetGroupId,
+		Encode: PreEncode[*heygenv1.Avatar],
+		Prepare: func(a *heygenv1.Avatar) avatarKeys {
+			k := avatarKeys{text: strings.ToLower(a.GetName() + "\x00" + a.GetId()), gender: strings.ToLower(a.GetGender()),
+				engines: a.GetSupportedApiEngines()}
+			for _, t := range a.GetTags() {
+				k.tags = append(k.tags, strings.ToLower(t))
+			}
+			return k
+		},
+		Filter: FilterSpec[*heygenv1.Avatar, avatarKeys, AvatarFilter]{
+			Key: func(f AvatarFilter) string {
+				return FilterKey("avatars", f.GroupID, itoa(f.AvatarType), itoa(f.Ownership), f.Query, f.Gender, f.Engine,
+					itoa(f.Orientation), f.Tag)
+			},
+			Group: func(f AvatarFilter) string { return f.GroupID },
+			Match: func(f AvatarFilter, a *heygenv1.Avatar, k *avatarKeys) bool {
+				switch {
+				case f.GroupID != "" && a.GetGroupId() != f.GroupID,
+					f.AvatarType != 0 && a.GetAvatarType() != f.AvatarType,
+					f.Ownership != 0 && a.GetOwnership() != f.Ownership,
+					f.Orientation != 0 && a.GetPreferredOrientation() != f.Orientation,
+					f.Gender != "" && k.gender != f.Gender,
+					f.Query != "" && !strings.Contains(k.text, f.Query),
+					f.Engine != "" && !slices.Contains(k.engines, f.Engine),
+					f.Tag != "" && !slices.Contains(k.tags, f.Tag):
+					return false
+				}
+				return true
+			},
+		},
+		Fetch: func(ctx context.Context, id string) (*heygenv1.Avatar, error) {
+			l, err := client.Avatars.GetLook(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return AvatarFromLook(l), nil
+		},
+		Upstream: &Upstream[*heygenv1.Avatar, AvatarFilter]{
+			MaxPageSize: heygen.MaxPageLimit,
+			Key: func(f AvatarFilter) string {
+				return FilterKey("avatars", f.GroupID, itoa(f.AvatarType), itoa(f.Ownership))
+			},
+			Unsupported: func(f AvatarFilter) []string {
+				return setFields(map[string]bool{"query": f.Query != "", "gender": f.Gender != "",
+					"supported_engine": f.Engine != "", "preferred_orientation": f.Orientation != 0, "tag": f.Tag != ""})
+			},
+			Page: func(ctx context.Context, f AvatarFilter, token string, size int) ([]*heygenv1.Avatar, string, error) {
+				opts := heygen.ListLooksOptions{GroupID: f.GroupID, AvatarType: avatarTypeToHeyGen[f.AvatarType],
+					Ownership: ownershipToHeyGen[f.Ownership]}
+				return lookPages(client, opts, f.Ownership)(ctx, token, size)
+			},
+		},
+	}
+	for _, own := range owners {
+		page := lookPages(client, heygen.ListLooksOptions{Ownership: ownershipToHeyGen[own]}, own)
+		r.Partitions = append(r.Partitions, Partition[*heygenv1.Avatar]{
+			Name: ownershipToHeyGen[own] + " looks",
+			Page: func(ctx context.Context, token string) ([]*heygenv1.Avatar, string, error) {
+				return page(ctx, token, heygen.MaxPageLimit)
+			},
+		})
+	}
+	return r
+}
+
+// setFields returns the names whose flag is set.
+func setFields(used map[string]bool) []string {
+	var names []string
+	for name, on := range used {
+		if on {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// GroupFilter is a ListAvatarGroups request's filters; build it with
+// [NewGroupFilter].
+type GroupFilter struct {
+	Ownership heygenv1.Ownership
+	Query     string // lower case
+	Gender    string // lower case
+}
+
+// NewGroupFilter takes a (validated) request's filters.
+func NewGroupFilter(req *heygenv1.ListAvatarGroupsRequest) GroupFilter {
+	return GroupFilter{Ownership: req.GetOwnership(), Query: strings.ToLower(req.GetQuery()), Gender: strings.ToLower(req.GetGender())}
+}
+
+type groupKeys struct {
+	text   string
+	gender string
+}
+
+func groupPages(client *heygen.Client, own heygenv1.Ownership) func(context.Context, string, int) ([]*heygenv1.AvatarGroup, string, error) {
+	return func(ctx context.Context, token string, size int) ([]*heygenv1.AvatarGroup, string, error) {
+		p, err := client.Avatars.ListGroups(ctx, heygen.ListGroupsOptions{Ownership: ownershipToHeyGen[own], Limit: size, Token: token})
+		if err != nil {
+			return nil, "", err
+		}
+		out := make([]*heygenv1.AvatarGroup, len(p.Items))
+		for i := range p.Items {
+			out[i] = AvatarGroupFromGroup(&p.Items[i])
+			out[i].Ownership = own
+		}
+		return out, p.NextToken, nil
+	}
+}
+
+// AvatarGroups is the avatar group resource: crawled as public and private
+// groups side by side.
+func AvatarGroups(client *heygen.Client) *Resource[*heygenv1.AvatarGroup, groupKeys, GroupFilter] {
+	r := &Resource[*heygenv1.AvatarGroup, groupKeys, GroupFilter]{
+		Name: "avatar_groups",
+		Kind: 'G',
+		ID:   (*heygenv1.AvatarGroup).GetId,
+		Prepare: func(g *heygenv1.AvatarGroup) groupKeys {
+			return groupKeys{text: strings.ToLower(g.GetName() + "\x00" + g.GetId()), gender: strings.ToLower(g.GetGender())}
+		},
+		Filter: FilterSpec[*heygenv1.AvatarGroup, groupKeys, GroupFilter]{
+			Key: func(f GroupFilter) string {
+				return FilterKey("avatar groups", itoa(f.Ownership), f.Query, f.Gender)
+			},
+			Match: func(f GroupFilter, g *heygenv1.AvatarGroup, k *groupKeys) bool {
+				return (f.Ownership == 0 || g.GetOwnership() == f.Ownership) && (f.Gender == "" || k.gender == f.Gender) &&
+					(f.Query == "" || strings.Contains(k.text, f.Query))
+			},
+		},
+		Fetch: func(ctx context.Context, id string) (*heygenv1.AvatarGroup, error) {
+			g, err := client.Avatars.GetGroup(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return AvatarGroupFromGroup(g), nil
+		},
+		Upstream: &Upstream[*heygenv1.AvatarGroup, GroupFilter]{
+			MaxPageSize: heygen.MaxPageLimit,
+			Key:         func(f GroupFilter) string { return FilterKey("avatar groups", itoa(f.Ownership)) },
+			Unsupported: func(f GroupFilter) []string {
+				return setFields(map[string]bool{"query": f.Query != "", "gender": f.Gender != ""})
+			},
+			Page: func(ctx context.Context, f GroupFilter, token string, size int) ([]*heygenv1.AvatarGroup, string, error) {
+				return groupPages(client, f.Ownership)(ctx, token, size)
+			},
+		},
+	}
+	for _, own := range owners {
+		page := groupPages(client, own)
+		r.Partitions = append(r.Partitions, Partition[*heygenv1.AvatarGroup]{
+			Name: ownershipToHeyGen[own] + " groups",
+			Page: func(ctx context.Context, token string) ([]*heygenv1.AvatarGroup, string, error) {
+				return page(ctx, token, heygen.MaxPageLimit)
+			},
+		})
+	}
+	return r
+}

@@ -1,0 +1,510 @@
+package catalogue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/heygen-grpc/heygen-grpc/heygen"
+)
+
+// Defaults of [Options].
+const (
+	DefaultRefreshInterval = 10 * time.Minute
+	DefaultMaxStaleness    = 24 * time.Hour
+	DefaultCrawlTimeout    = 5 * time.Minute
+	// DefaultMaxPages bounds one partition of a crawl: 10,000 pages of 50
+	// are half a million items, far above any real account.
+	DefaultMaxPages = 10_000
+	// DefaultMaxItems bounds one crawl of one resource.
+	DefaultMaxItems = 1_000_000
+	// DefaultNotFoundTTL is how long an id HeyGen said does not exist is
+	// answered NOT_FOUND without asking again.
+	DefaultNotFoundTTL = 30 * time.Second
+	// DefaultMaxRemembered bounds the items fetched one by one (misses)
+	// kept until the next crawl, and the ids remembered as not found.
+	DefaultMaxRemembered = 10_000
+	// DefaultLookupTimeout bounds one shared lookup of a missing id.
+	DefaultLookupTimeout = 30 * time.Second
+	// MaxPageSize is the largest page served from the catalogue: 500
+	// avatars are about 250 KB on the wire, well under gRPC's 4 MiB.
+	MaxPageSize = 500
+	// firstRetry is the backoff after a first failed crawl; it doubles up
+	// to the refresh interval.
+	firstRetry = 5 * time.Second
+)
+
+// Options configures a [Cache]. Zero fields take the defaults above.
+type Options struct {
+	// RefreshInterval is the time between crawls; each wait gets ±10%
+	// jitter so replicas do not crawl in step.
+	RefreshInterval time.Duration
+	// MaxStaleness is how long the last good snapshot keeps serving while
+	// crawls fail; past it, reads return the last crawl's error.
+	MaxStaleness time.Duration
+	// CrawlTimeout bounds one whole crawl.
+	CrawlTimeout time.Duration
+	// MaxPages bounds the pages of one partition of a crawl.
+	MaxPages int
+	// MaxItems bounds the items of one crawl.
+	MaxItems int
+	// NotFoundTTL is how long a NOT_FOUND answer for an id is remembered.
+	NotFoundTTL time.Duration
+	// MaxRemembered bounds the misses remembered (found and not found).
+	MaxRemembered int
+	// LookupTimeout bounds one lookup of an id the snapshot lacks (shared
+	// by every caller asking for that id at the time).
+	LookupTimeout time.Duration
+	// Logger receives crawl outcomes (default: discard).
+	Logger *slog.Logger
+	// Observer receives crawl outcomes, for metrics and health (optional).
+	Observer Observer
+	// Now is the clock (default time.Now); tests move it to age snapshots.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.RefreshInterval, DefaultRefreshInterval)
+	def(&o.MaxStaleness, DefaultMaxStaleness)
+	def(&o.CrawlTimeout, DefaultCrawlTimeout)
+	def(&o.NotFoundTTL, DefaultNotFoundTTL)
+	def(&o.LookupTimeout, DefaultLookupTimeout)
+	defInt(&o.MaxPages, DefaultMaxPages)
+	defInt(&o.MaxItems, DefaultMaxItems)
+	defInt(&o.MaxRemembered, DefaultMaxRemembered)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Observer receives what a cache does. Implementations must be safe for
+// concurrent use.
+type Observer interface {
+	// Refreshed is called after every crawl attempt.
+	Refreshed(resource string, r Refresh)
+}
+
+// Refresh is the outcome of one crawl.
+type Refresh struct {
+	// Err is the crawl's error; nil on success.
+	Err error
+	// Reason is ReasonOK or why the crawl failed (ReasonHeyGen, ...).
+	Reason string
+	// Items and Built describe the snapshot serving after the crawl (the
+	// previous one when it failed; zero Built when there is none).
+	Items int
+	Built time.Time
+	// Calls is how many HeyGen requests the crawl made.
+	Calls int
+	// Took is the crawl's duration.
+	Took time.Duration
+}
+
+// Source says where an answer came from; it is sent to callers as
+// x-heygen-source.
+type Source string
+
+// The sources of an answer.
+const (
+	// SourceFresh: a snapshot within one refresh cycle.
+	SourceFresh Source = "catalogue-fresh"
+	// SourceStale: a snapshot older than a refresh cycle (refreshes are
+	// failing or late) but within the maximum staleness.
+	SourceStale Source = "catalogue-stale"
+	// SourceHeyGen: fetched from HeyGen for this call.
+	SourceHeyGen Source = "heygen"
+)
+
+// Meta describes an answer: where it came from and how old its snapshot is.
+type Meta struct {
+	// Source is where the answer came from.
+	Source Source
+	// Age is the snapshot's age, when HasAge.
+	Age    time.Duration
+	HasAge bool
+}
+
+// Cache holds one resource in memory and keeps it fresh. Reads never wait
+// for a refresh once a snapshot exists. It is a [Reader].
+type Cache[T, K, F any] struct {
+	res   *Resource[T, K, F]
+	opts  Options
+	snap  atomic.Pointer[Snapshot[T, K]]
+	crawl singleflight.Group
+
+	mu        sync.Mutex
+	lastErr   error     // the last crawl's failure; nil after a success
+	lastErrAt time.Time // when it happened
+	retryAt   time.Time // no caller starts a crawl before this after a failure
+	backoff   time.Duration
+	crawls    atomic.Int64
+
+	lookups singleflight.Group
+	found   *lru.Cache[string, T]         // misses HeyGen had; purged by every new snapshot
+	missing *expirable.LRU[string, error] // misses HeyGen did not have
+}
+
+// NewCache returns an empty cache of res; it fills on the first read or
+// when [Cache.Run] starts.
+func NewCache[T, K, F any](res *Resource[T, K, F], opts Options) *Cache[T, K, F] {
+	opts = opts.withDefaults()
+	found, err := lru.New[string, T](opts.MaxRemembered)
+	if err != nil {
+		panic(err) // only for a non-positive size, which withDefaults rules out
+	}
+	c := &Cache[T, K, F]{
+		res:     res,
+		opts:    opts,
+		found:   found,
+		missing: expirable.NewLRU[string, error](opts.MaxRemembered, nil, opts.NotFoundTTL),
+	}
+	return c
+}
+
+// Name returns the resource's name.
+func (c *Cache[T, K, F]) Name() string { return c.res.Name }
+
+// Crawls returns how many crawls have started: a test and benchmark hook.
+func (c *Cache[T, K, F]) Crawls() int64 { return c.crawls.Load() }
+
+// Snapshot returns the serving snapshot, or nil before the first crawl.
+func (c *Cache[T, K, F]) Snapshot() *Snapshot[T, K] { return c.snap.Load() }
+
+// Usable reports whether the cache holds a snapshot within the maximum
+// staleness: whether it can answer lists without HeyGen.
+func (c *Cache[T, K, F]) Usable() bool {
+	s := c.snap.Load()
+	return s != nil && c.opts.Now().Sub(s.Built) <= c.opts.MaxStaleness
+}
+
+// Run refreshes the cache at once and then every RefreshInterval (±10%)
+// until ctx is done. After a failure it retries sooner, backing off from
+// 5 s up to the interval (or later, when HeyGen said when to come back).
+func (c *Cache[T, K, F]) Run(ctx context.Context) {
+	for {
+		wait := jitter(c.opts.RefreshInterval)
+		if err := c.refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			wait = max(c.untilRetry(), 0)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	span := int64(d) / 5 // ±10%
+	if span <= 0 {
+		return d
+	}
+	return d - time.Duration(span/2) + time.Duration(rand.Int64N(span)) //nolint:gosec // G404: jitter spreads crawls; it protects nothing
+}
+
+// Refresh crawls now (sharing a crawl already under way) and reports how
+// it went; the previous snapshot keeps serving if it fails.
+func (c *Cache[T, K, F]) Refresh(ctx context.Context) error { return c.refresh(ctx) }
+
+func (c *Cache[T, K, F]) untilRetry() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retryAt.Sub(c.opts.Now())
+}
+
+// refresh runs one crawl, shared with any concurrent caller, and installs
+// its snapshot. A caller that gives up does not cancel the crawl.
+func (c *Cache[T, K, F]) refresh(ctx context.Context) error {
+	ch := c.crawl.DoChan("crawl", func() (any, error) {
+		c.crawls.Add(1)
+		cctx, cancel := context.WithTimeout(heygen.WithQueueing(context.WithoutCancel(ctx)), c.opts.CrawlTimeout)
+		defer cancel()
+		start := c.opts.Now()
+		snap, calls, err := c.crawlAll(cctx, start)
+		took := c.opts.Now().Sub(start)
+		reason := ReasonOK
+		c.mu.Lock()
+		if err != nil {
+			reason = failureReason(err)
+			c.lastErr, c.lastErrAt = err, c.opts.Now()
+			c.backoff = min(max(2*c.backoff, firstRetry), c.opts.RefreshInterval)
+			wait := jitter(c.backoff)
+			var herr *heygen.Error
+			if errors.As(err, &herr) && herr.HasRetryAfter {
+				wait = max(wait, herr.RetryAfter)
+			}
+			c.retryAt = c.lastErrAt.Add(wait)
+		} else {
+			c.lastErr, c.backoff, c.retryAt = nil, 0, time.Time{}
+			c.snap.Store(snap)
+			c.found.Purge()
+		}
+		retryIn := c.retryAt.Sub(c.opts.Now())
+		c.mu.Unlock()
+
+		serving := c.snap.Load()
+		out := Refresh{Err: err, Reason: reason, Calls: calls, Took: took}
+		if serving != nil {
+			out.Items, out.Built = serving.Len(), serving.Built
+		}
+		log := c.opts.Logger
+		switch {
+		case err == nil:
+			log.InfoContext(ctx, "catalogue refreshed", "resource", c.res.Name, "items", snap.Len(),
+				"heygen_calls", calls, "took_ms", took.Milliseconds())
+		case serving != nil:
+			log.WarnContext(ctx, "catalogue refresh failed; the last good snapshot keeps serving up to the maximum staleness",
+				"resource", c.res.Name, "reason", reason, "error", err, "took_ms", took.Milliseconds(),
+				"serving_snapshot_age_s", int64(c.opts.Now().Sub(serving.Built).Seconds()), "next_crawl_in_ms", retryIn.Milliseconds())
+		default:
+			log.ErrorContext(ctx, "catalogue crawl failed and there is no snapshot yet; calls that need it get this error until the next crawl",
+				"resource", c.res.Name, "reason", reason, "error", err, "took_ms", took.Milliseconds(),
+				"next_crawl_in_ms", retryIn.Milliseconds())
+		}
+		if c.opts.Observer != nil {
+			c.opts.Observer.Refreshed(c.res.Name, out)
+		}
+		return nil, err
+	})
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func failureReason(err error) string {
+	var berr *BoundError
+	switch {
+	case errors.As(err, &berr):
+		return berr.Reason
+	case errors.Is(err, context.DeadlineExceeded):
+		return ReasonTimeout
+	}
+	return ReasonHeyGen
+}
+
+// crawlAll pages through every partition side by side and builds the
+// snapshot.
+func (c *Cache[T, K, F]) crawlAll(ctx context.Context, built time.Time) (*Snapshot[T, K], int, error) {
+	parts := c.res.Partitions
+	results := make([][]T, len(parts))
+	var calls, items atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range parts {
+		g.Go(func() error {
+			all, err := c.pageAll(gctx, &parts[i], &calls, &items)
+			results[i] = all
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, int(calls.Load()), err
+	}
+	n := 0
+	for _, r := range results {
+		n += len(r)
+	}
+	merged := make([]T, 0, n)
+	for i, r := range results {
+		merged = append(merged, r...)
+		results[i] = nil
+	}
+	return build(c.res, built, merged), int(calls.Load()), nil
+}
+
+// pageAll fetches one partition's pages until HeyGen gives no next token,
+// within the crawl's bounds: a repeated token (a loop), too many pages or
+// too many items across the crawl stop it.
+func (c *Cache[T, K, F]) pageAll(ctx context.Context, p *Partition[T], calls, items *atomic.Int64) ([]T, error) {
+	var all []T
+	seen := map[string]struct{}{}
+	token := ""
+	for pages := 0; ; pages++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("crawl %s: %w", p.Name, err)
+		}
+		if pages >= c.opts.MaxPages {
+			return nil, &BoundError{Partition: p.Name, Reason: ReasonTooManyPages, Pages: pages, Limit: c.opts.MaxPages}
+		}
+		calls.Add(1)
+		got, next, err := p.Page(ctx, token)
+		if err != nil {
+			return nil, fmt.Errorf("crawl %s: %w", p.Name, err)
+		}
+		all = append(all, got...)
+		if items.Add(int64(len(got))) > int64(c.opts.MaxItems) {
+			return nil, &BoundError{Partition: p.Name, Reason: ReasonTooManyItems, Pages: pages + 1, Limit: c.opts.MaxItems}
+		}
+		if next == "" {
+			return all, nil
+		}
+		if _, dup := seen[next]; dup || next == token {
+			return nil, &BoundError{Partition: p.Name, Reason: ReasonLoopingToken, Pages: pages + 1}
+		}
+		seen[next] = struct{}{}
+		token = next
+	}
+}
+
+// current returns a usable snapshot and whether it is fresh. With no
+// snapshot yet it waits for a crawl (shared by every waiting caller),
+// unless the last crawl failed and its backoff has not ended: then it
+// returns that failure at once (a *ColdError) and sends nothing. Past the
+// maximum staleness it returns the last crawl's error (a *StaleError).
+func (c *Cache[T, K, F]) current(ctx context.Context) (*Snapshot[T, K], Source, error) {
+	snap := c.snap.Load()
+	if snap == nil {
+		c.mu.Lock()
+		lastErr, wait := c.lastErr, c.retryAt.Sub(c.opts.Now())
+		c.mu.Unlock()
+		if lastErr != nil && wait > 0 {
+			return nil, "", &ColdError{Resource: c.res.Name, Cause: lastErr, RetryAfter: wait}
+		}
+		if err := c.refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, "", ctx.Err()
+			}
+			return nil, "", &ColdError{Resource: c.res.Name, Cause: err, RetryAfter: max(c.untilRetry(), 0)}
+		}
+		if snap = c.snap.Load(); snap == nil {
+			return nil, "", errors.New("catalogue: crawl finished without a snapshot")
+		}
+	}
+	age := c.opts.Now().Sub(snap.Built)
+	if age > c.opts.MaxStaleness {
+		c.mu.Lock()
+		err := c.lastErr
+		c.mu.Unlock()
+		return nil, "", &StaleError{Resource: c.res.Name, Age: age, Max: c.opts.MaxStaleness, Cause: err}
+	}
+	// A snapshot is fresh while it is within one refresh cycle (interval
+	// plus jitter); past that, refreshes are failing or late.
+	if age <= c.opts.RefreshInterval+c.opts.RefreshInterval/10 {
+		return snap, SourceFresh, nil
+	}
+	return snap, SourceStale, nil
+}
+
+func (c *Cache[T, K, F]) meta(snap *Snapshot[T, K], src Source) Meta {
+	m := Meta{Source: src}
+	if snap != nil {
+		m.Age, m.HasAge = max(c.opts.Now().Sub(snap.Built), 0), true
+	}
+	return m
+}
+
+// MaxPageSize implements [Reader].
+func (c *Cache[T, K, F]) MaxPageSize() int { return MaxPageSize }
+
+// List implements [Reader]: one page of the snapshot, ordered by id, after
+// the id the page token holds (keyset pagination: paging through a refresh
+// gives no duplicates and no gaps for items in both snapshots).
+func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSize int) (*Page[T], error) {
+	spec := &c.res.Filter
+	key := spec.Key(f)
+	after := ""
+	if pageToken != "" {
+		payload, err := DecodeToken(pageToken, c.res.Kind, key)
+		if err != nil {
+			return nil, err
+		}
+		after = string(payload)
+	}
+	snap, src, err := c.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	group := ""
+	if spec.Group != nil {
+		group = spec.Group(f)
+	}
+	items, next := snap.page(func(item T, keys *K) bool { return spec.Match(f, item, keys) }, group, after, pageSize)
+	page := &Page[T]{Items: items, Meta: c.meta(snap, src)}
+	if next != "" {
+		page.NextPageToken = EncodeToken(c.res.Kind, key, []byte(next))
+	}
+	return page, nil
+}
+
+// Get implements [Reader]: the item from the snapshot, or one remembered
+// from an earlier miss, or fetched from HeyGen. Concurrent lookups of one
+// id share one HeyGen call; an id HeyGen does not have is remembered as
+// NOT_FOUND for NotFoundTTL; an id it has is remembered until the next
+// crawl. While there is no snapshot and the last crawl's backoff runs, the
+// crawl's error is returned and nothing is sent.
+func (c *Cache[T, K, F]) Get(ctx context.Context, id string) (T, Meta, error) {
+	var zero T
+	snap, src, err := c.current(ctx)
+	var cold *ColdError
+	switch {
+	case errors.As(err, &cold):
+		return zero, Meta{}, err
+	case err == nil:
+		if item, ok := snap.Get(id); ok {
+			return item, c.meta(snap, src), nil
+		}
+		if item, ok := c.found.Get(id); ok {
+			return item, c.meta(snap, src), nil
+		}
+	case ctx.Err() != nil:
+		return zero, Meta{}, ctx.Err()
+	}
+	// A miss, or a snapshot past its maximum staleness: ask HeyGen.
+	if nf, ok := c.missing.Get(id); ok {
+		return zero, c.meta(snap, SourceHeyGen), nf
+	}
+	ch := c.lookups.DoChan(id, func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LookupTimeout)
+		defer cancel()
+		item, err := c.res.Fetch(lctx, id)
+		if err != nil {
+			var herr *heygen.Error
+			if errors.As(err, &herr) && herr.Kind == heygen.KindNotFound {
+				c.missing.Add(id, err)
+			}
+			return nil, err
+		}
+		c.found.Add(id, item)
+		return item, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return zero, Meta{}, r.Err
+		}
+		return r.Val.(T), c.meta(snap, SourceHeyGen), nil
+	case <-ctx.Done():
+		return zero, Meta{}, ctx.Err()
+	}
+}

@@ -1,0 +1,72 @@
+package catalogue
+
+import "context"
+
+// Resource describes one HeyGen resource the catalogue can hold: how to
+// crawl it, index it, filter it and fetch one item it does not hold. The
+// machinery (snapshots, staleness, paging, tokens, misses) is the same for
+// every resource; a Resource is only what differs.
+//
+// T is the item type served to callers (a protobuf message), K the filter
+// fields prepared once per snapshot (lower-cased text, say), F the filter a
+// list request carries.
+type Resource[T, K, F any] struct {
+	// Name names the resource in logs, metrics and errors ("avatars").
+	Name string
+	// Kind is the resource's page-token kind, an upper-case letter unique
+	// per resource.
+	Kind byte
+	// ID returns an item's id, the snapshot's sort and paging key.
+	ID func(T) string
+	// Partitions are disjoint slices of HeyGen's list, crawled side by side
+	// and merged in this order (an id seen twice keeps its first item).
+	Partitions []Partition[T]
+	// Prepare computes an item's filter fields, once per snapshot.
+	Prepare func(T) K
+	// Filter describes the filter type.
+	Filter FilterSpec[T, K, F]
+	// Group, if set, returns an item's secondary key (an avatar's group):
+	// a filter on it (FilterSpec.Group) then scans only that group's items.
+	Group func(T) string
+	// Encode, if set, pre-encodes an item for the wire once per snapshot
+	// (see the proto package's pre-encoding helper in this package).
+	Encode func(T) T
+	// Fetch fetches one item by id from HeyGen, for ids the snapshot lacks.
+	Fetch func(ctx context.Context, id string) (T, error)
+	// Upstream, if set, lists straight from HeyGen: the pass-through reader
+	// uses it when the catalogue is switched off.
+	Upstream *Upstream[T, F]
+}
+
+// FilterSpec is what the catalogue needs to know about a filter type.
+type FilterSpec[T, K, F any] struct {
+	// Key is the filter's canonical form (see FilterKey), binding page
+	// tokens to the filters they were issued for.
+	Key func(F) string
+	// Match reports whether an item passes the filter.
+	Match func(f F, item T, keys *K) bool
+	// Group returns the secondary key the filter requires, "" for any.
+	Group func(F) string
+}
+
+// Partition is one slice of a resource's list, paged through on its own.
+type Partition[T any] struct {
+	// Name names it in logs and errors ("public looks").
+	Name string
+	// Page fetches the page after token ("" for the first) and returns its
+	// items (converted) and the next token ("" on the last page).
+	Page func(ctx context.Context, token string) (items []T, next string, err error)
+}
+
+// Upstream lists a resource straight from HeyGen, page by page.
+type Upstream[T, F any] struct {
+	// MaxPageSize is the largest page HeyGen serves.
+	MaxPageSize int
+	// Key is the canonical form of the filters HeyGen applies.
+	Key func(F) string
+	// Unsupported names the filter fields set in f that only the catalogue
+	// can apply (refused with a *DisabledError).
+	Unsupported func(f F) []string
+	// Page fetches one page from HeyGen.
+	Page func(ctx context.Context, f F, token string, size int) (items []T, next string, err error)
+}

@@ -1,0 +1,98 @@
+package catalogue
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"strings"
+)
+
+// Page tokens are opaque to callers. Inside: a version, the list they
+// belong to (a resource's kind byte, upper case for catalogue pages, lower
+// case for pages passed through to HeyGen, whose payloads differ), a
+// fingerprint of the filters they were issued for, and a payload (the last
+// id returned, or HeyGen's own next token), sealed with a checksum. The
+// checksum catches corrupted or edited tokens; it is not a secret, so
+// tokens stay valid across replicas and restarts, and a forged token can
+// only ask for what the caller could ask anyway.
+const (
+	tokenVersion     = 2
+	maxPageTokenLen  = 4096
+	tokenHeaderLen   = 1 + 1 + 8 // version, list kind, filter fingerprint
+	tokenChecksumLen = 8
+)
+
+var (
+	errBadToken = errors.New("page_token is malformed or was not issued by this service")
+	// errOldToken: a token of an earlier version of the gateway.
+	errOldToken = errors.New("page_token was issued by an earlier version of the gateway; start again without a token")
+	// errTokenFilters reports a token reused with other filters.
+	errTokenFilters = errors.New("page_token was issued for different filters; repeat the first request's filters or start again without a token")
+)
+
+// FilterKey joins a list's name and filter values into the canonical
+// string a page token is bound to. NUL separates the parts, so no value
+// can run into the next.
+func FilterKey(list string, parts ...string) string {
+	var b strings.Builder
+	b.WriteString(list)
+	for _, p := range parts {
+		b.WriteByte(0)
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+func fingerprint(filterKey string) uint64 {
+	sum := sha256.Sum256([]byte(filterKey))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// EncodeToken seals payload for the list kind and filter key.
+func EncodeToken(kind byte, filterKey string, payload []byte) string {
+	buf := make([]byte, 0, tokenHeaderLen+len(payload)+tokenChecksumLen)
+	buf = append(buf, tokenVersion, kind)
+	buf = binary.BigEndian.AppendUint64(buf, fingerprint(filterKey))
+	buf = append(buf, payload...)
+	sum := sha256.Sum256(buf)
+	buf = append(buf, sum[:tokenChecksumLen]...)
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
+
+// DecodeToken opens a token for the list kind and filter key and returns
+// its payload, which is never empty. Errors are *FieldError for page_token.
+func DecodeToken(token string, kind byte, filterKey string) ([]byte, error) {
+	payload, err := decodeToken(token, kind, filterKey)
+	if err != nil {
+		return nil, &FieldError{Field: "page_token", Reason: err.Error()}
+	}
+	return payload, nil
+}
+
+func decodeToken(token string, kind byte, filterKey string) ([]byte, error) {
+	if len(token) > maxPageTokenLen {
+		return nil, errBadToken
+	}
+	buf, err := base64.RawURLEncoding.DecodeString(token)
+	// The decoder skips \r and \n and ignores the unused bits of the last
+	// character: insist on the one canonical spelling of the bytes.
+	if err != nil || len(buf) < tokenHeaderLen+tokenChecksumLen || base64.RawURLEncoding.EncodeToString(buf) != token {
+		return nil, errBadToken
+	}
+	body, sum := buf[:len(buf)-tokenChecksumLen], buf[len(buf)-tokenChecksumLen:]
+	want := sha256.Sum256(body)
+	switch {
+	case string(sum) != string(want[:tokenChecksumLen]):
+		return nil, errBadToken
+	case body[0] != tokenVersion && body[0] < tokenVersion:
+		return nil, errOldToken
+	case body[0] != tokenVersion || body[1] != kind:
+		return nil, errBadToken
+	case binary.BigEndian.Uint64(body[2:10]) != fingerprint(filterKey):
+		return nil, errTokenFilters
+	case len(body) == tokenHeaderLen:
+		return nil, errBadToken
+	}
+	return body[tokenHeaderLen:], nil
+}

@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+
+	"github.com/heygen-grpc/heygen-grpc/heygen"
+)
+
+// Every RPC passes three layers, outermost first:
+//
+//   - the tap (admit), run by the transport as soon as a stream's headers
+//     are in, before any goroutine or decoding: it bounds streams across
+//     all connections, bounds health Watch streams, and gives unary calls
+//     without a deadline the default one, so a stream that never sends its
+//     message cannot hold memory for ever;
+//   - the stats handler (rpcStats), which sees every RPC that got a stream,
+//     including those the interceptors never see (a request that does not
+//     decode, a deadline that expired before the handler ran): it counts
+//     and times them all, and logs the ones the interceptors missed;
+//   - the interceptors (interceptors.go): logging, error mapping,
+//     admission (auth, rate limits, in-flight bound) and recovery.
+
+// rpcState is per-call state: the stats handler creates it, inner layers
+// fill it in, and the stats handler and the logging interceptor read it
+// when the call ends.
+type rpcState struct {
+	method string // full method name
+	start  time.Time
+	seen   atomic.Bool // the interceptors ran
+	caller atomic.Pointer[string]
+	heygen *heygen.CallStats
+}
+
+type rpcStateKey struct{}
+
+func stateFrom(ctx context.Context) *rpcState {
+	s, _ := ctx.Value(rpcStateKey{}).(*rpcState)
+	return s
+}
+
+func callerOf(ctx context.Context) string {
+	if s := stateFrom(ctx); s != nil {
+		if c := s.caller.Load(); c != nil {
+			return *c
+		}
+	}
+	return ""
+}
+
+// rpcStats is the stats handler.
+type rpcStats struct {
+	metrics *Metrics // nil: metrics off
+	log     *slog.Logger
+	// unseen samples log lines about RPCs the interceptors missed, so a
+	// flood of them cannot flood the log.
+	unseen sampler
+}
+
+func (h *rpcStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (h *rpcStats) HandleConn(context.Context, stats.ConnStats)                       {}
+
+// TagRPC attaches the call's state, and the counter of its HeyGen attempts.
+func (h *rpcStats) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	ctx, hs := heygen.WithCallStats(ctx)
+	return context.WithValue(ctx, rpcStateKey{}, &rpcState{method: info.FullMethodName, heygen: hs})
+}
+
+// HandleRPC counts a call's start and end.
+func (h *rpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	st := stateFrom(ctx)
+	if st == nil {
+		return
+	}
+	switch s := s.(type) {
+	case *stats.Begin:
+		st.start = s.BeginTime
+		if h.metrics != nil {
+			h.metrics.rpcStarted(st.method, s)
+		}
+	case *stats.End:
+		code := status.Code(s.Error)
+		if h.metrics != nil {
+			h.metrics.rpcHandled(st.method, code, s.EndTime.Sub(s.BeginTime), callerOf(ctx))
+		}
+		if !st.seen.Load() && code != codes.OK && h.unseen.allow() {
+			h.log.LogAttrs(ctx, slog.LevelWarn, "RPC failed before reaching the gateway's handlers",
+				slog.String("grpc.method", st.method), slog.String("grpc.code", code.String()),
+				slog.String("error", status.Convert(s.Error).Message()),
+				slog.Int64("grpc.time_ms", s.EndTime.Sub(s.BeginTime).Milliseconds()),
+				slog.Int64("similar_lines_dropped", h.unseen.dropped()))
+		}
+	}
+}
+
+// sampler allows one event per second and counts the others.
+type sampler struct {
+	last atomic.Int64 // unix seconds of the last allowed event
+	drop atomic.Int64
+}
+
+func (s *sampler) allow() bool {
+	now := time.Now().Unix()
+	if last := s.last.Load(); last != now && s.last.CompareAndSwap(last, now) {
+		return true
+	}
+	s.drop.Add(1)
+	return false
+}
+
+// dropped returns and resets the count of events not allowed.
+func (s *sampler) dropped() int64 { return s.drop.Swap(0) }
+
+// Admission bounds (see Options).
+const (
+	DefaultMaxStreams      = 2048
+	DefaultMaxWatchStreams = 512
+	// healthReserve lets health checks through past the stream bound, so a
+	// flood does not make the kubelet restart a gateway that is fine.
+	healthReserve = 64
+)
+
+var (
+	healthCheckMethod = "/" + healthpb.Health_ServiceDesc.ServiceName + "/Check"
+	healthWatchMethod = "/" + healthpb.Health_ServiceDesc.ServiceName + "/Watch"
+)
+
+// admission is the tap: it runs in the transport, for every new stream.
+type admission struct {
+	maxStreams, maxWatches int64
+	defaultTimeout         time.Duration
+	streaming              map[string]bool // full method -> is a stream
+	active, watches        atomic.Int64
+	metrics                *Metrics
+	log                    *slog.Logger
+	refusedLog             sampler
+}
+
+// admit implements tap.ServerInHandle. It must be fast: the transport
+// holds a lock while it runs.
+func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	counter, limit, what := &a.active, a.maxStreams, "streams"
+	switch info.FullMethodName {
+	case healthWatchMethod:
+		counter, limit, what = &a.watches, a.maxWatches, "health Watch streams"
+	case healthCheckMethod:
+		limit += healthReserve
+	}
+	if limit > 0 {
+		if counter.Add(1) > limit {
+			counter.Add(-1)
+			return nil, a.refuse(ctx, info.FullMethodName, what, limit)
+		}
+		context.AfterFunc(ctx, func() { counter.Add(-1) })
+	}
+	if _, ok := ctx.Deadline(); !ok && a.defaultTimeout > 0 && !a.streaming[info.FullMethodName] {
+		// The stream's context ends with the stream, which releases this
+		// timer too: no cancel to keep.
+		ctx, _ = context.WithTimeout(ctx, a.defaultTimeout) //nolint:govet // see above
+	}
+	return ctx, nil
+}
+
+func (a *admission) refuse(ctx context.Context, method, what string, limit int64) error {
+	a.metrics.refusedStream(what)
+	if a.refusedLog.allow() {
+		a.log.LogAttrs(ctx, slog.LevelWarn, "refused a new stream: the gateway is at its bound on "+what,
+			slog.String("grpc.method", method), slog.Int64("limit", limit),
+			slog.Int64("similar_lines_dropped", a.refusedLog.dropped()))
+	}
+	st := withDetails(status.Newf(codes.ResourceExhausted, "the gateway is at its limit of %d concurrent %s; retry with backoff", limit, what),
+		gatewayInfo(ReasonOverloaded, map[string]string{"bound": strings.ReplaceAll(what, " ", "_")}))
+	return st.Err()
+}
