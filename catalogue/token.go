@@ -51,9 +51,13 @@ func fingerprint(filterKey string) uint64 {
 
 // EncodeToken seals payload for the list kind and filter key.
 func EncodeToken(kind byte, filterKey string, payload []byte) string {
+	return encodeToken(kind, fingerprint(filterKey), payload)
+}
+
+func encodeToken(kind byte, fp uint64, payload []byte) string {
 	buf := make([]byte, 0, tokenHeaderLen+len(payload)+tokenChecksumLen)
 	buf = append(buf, tokenVersion, kind)
-	buf = binary.BigEndian.AppendUint64(buf, fingerprint(filterKey))
+	buf = binary.BigEndian.AppendUint64(buf, fp)
 	buf = append(buf, payload...)
 	sum := sha256.Sum256(buf)
 	buf = append(buf, sum[:tokenChecksumLen]...)
@@ -63,14 +67,15 @@ func EncodeToken(kind byte, filterKey string, payload []byte) string {
 // DecodeToken opens a token for the list kind and filter key and returns
 // its payload, which is never empty. Errors are *FieldError for page_token.
 func DecodeToken(token string, kind byte, filterKey string) ([]byte, error) {
-	payload, err := decodeToken(token, kind, filterKey)
+	payload, err := decodeToken(token, kind, fingerprint(filterKey))
 	if err != nil {
 		return nil, &FieldError{Field: "page_token", Reason: err.Error()}
 	}
 	return payload, nil
 }
 
-func decodeToken(token string, kind byte, filterKey string) ([]byte, error) {
+// decodeToken opens a token for the list kind and filter fingerprint.
+func decodeToken(token string, kind byte, fp uint64) ([]byte, error) {
 	if len(token) > maxPageTokenLen {
 		return nil, errBadToken
 	}
@@ -89,7 +94,7 @@ func decodeToken(token string, kind byte, filterKey string) ([]byte, error) {
 		return nil, errOldToken
 	case body[0] != tokenVersion || body[1] != kind:
 		return nil, errBadToken
-	case binary.BigEndian.Uint64(body[2:10]) != fingerprint(filterKey):
+	case binary.BigEndian.Uint64(body[2:10]) != fp:
 		return nil, errTokenFilters
 	case len(body) == tokenHeaderLen:
 		return nil, errBadToken
