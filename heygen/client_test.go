@@ -85,8 +85,8 @@ func TestKeyIsSentOnlyAsXApiKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(page.Looks) != 3 || !page.HasMore || page.NextToken == "" {
-		t.Fatalf("page = %d looks, has_more %v, token %q", len(page.Looks), page.HasMore, page.NextToken)
+	if len(page.Items) != 3 || !page.HasMore || page.NextToken == "" {
+		t.Fatalf("page = %d looks, has_more %v, token %q", len(page.Items), page.HasMore, page.NextToken)
 	}
 	for _, r := range fake.Requests() {
 		if r.APIKey != canaryKey {

@@ -250,7 +250,7 @@ func rawCode(raw json.RawMessage) string {
 // cleanMessage makes HeyGen's message safe to show and log (see
 // cleanField), marking a cut with an ellipsis.
 func cleanMessage(s string, redact func(string) string) string {
-	c := cleanField(s, maxMessageLen+1, redact)
+	c := cleanText(s, redact)
 	if len(c) > maxMessageLen {
 		c = truncate(c, maxMessageLen) + "…"
 	}

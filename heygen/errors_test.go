@@ -85,7 +85,10 @@ func TestCheckResponseShapes(t *testing.T) {
 		{name: "2xx timeout code is still a bad response", status: 200, body: `{"error":{"code":"timeout","message":"?"}}`, wantKind: KindBadResponse},
 		{name: "redirect", status: 302, body: ``, header: map[string]string{"Location": "https://evil.example/"}, wantKind: KindBadResponse},
 		{name: "404 html", status: 404, body: `<html>nope</html>`, wantKind: KindNotFound},
-		{name: "conflict 409", status: 409, body: `{"error":{"code":"conflict","message":"x"}}`, wantKind: KindBadResponse},
+		{name: "conflict 409", status: 409, body: `{"error":{"code":"conflict","message":"x"}}`, wantKind: KindConflict},
+		{name: "request in progress 409", status: 409, body: `{"error":{"code":"request_in_progress","message":"x"}}`, wantKind: KindInProgress},
+		{name: "payload too large 413", status: 413, body: `{"error":{"code":"payload_too_large","message":"x"}}`, wantKind: KindPayloadTooLarge},
+		{name: "bare 413", status: 413, body: `not json`, wantKind: KindPayloadTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,14 +200,3 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-func TestShouldRetry(t *testing.T) {
-	for status, want := range map[int]bool{200: false, 400: false, 401: false, 403: false, 404: false, 409: false,
-		429: true, 500: true, 501: false, 502: true, 503: true, 504: true} {
-		if got, _ := ShouldRetry(&http.Response{StatusCode: status}, nil); got != want {
-			t.Errorf("ShouldRetry(%d) = %v, want %v", status, got, want)
-		}
-	}
-	if got, reason := ShouldRetry(nil, io.ErrUnexpectedEOF); !got || reason != "transport_error" {
-		t.Errorf("ShouldRetry(transport error) = %v, %q", got, reason)
-	}
-}

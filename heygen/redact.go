@@ -73,6 +73,11 @@ func (k *keyRing) redact(s string) string {
 // then valid UTF-8 with no control characters (C0 or C1: no terminal
 // escapes), then cut to at most n bytes on a character boundary.
 func cleanField(s string, n int, redact func(string) string) string {
+	return truncate(cleanText(s, redact), n)
+}
+
+// cleanText is cleanField without the cut.
+func cleanText(s string, redact func(string) string) string {
 	if redact != nil {
 		s = redact(s)
 	}
@@ -85,7 +90,7 @@ func cleanField(s string, n int, redact func(string) string) string {
 			return r
 		}, s)
 	}
-	return truncate(strings.TrimSpace(s), n)
+	return strings.TrimSpace(s)
 }
 
 // truncate cuts s to at most n bytes without splitting a UTF-8 sequence,
