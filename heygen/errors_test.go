@@ -199,4 +199,3 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
-
