@@ -20,9 +20,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/prototext"
 
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen/faults"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
@@ -49,14 +51,16 @@ func (b *syncBuffer) String() string {
 }
 
 type harness struct {
-	fake    *heygentest.Server
+	fake    *fakeheygen.Server
+	faults  *faults.Injector
 	srv     *server.Server
+	addr    string
 	conn    *grpc.ClientConn
 	avatars heygenv1.AvatarsServiceClient
 	health  healthpb.HealthClient
 	logs    *syncBuffer
-	cat     heygentest.Catalogue
-	catalog *server.Catalogue
+	cat     fakeheygen.Catalogue
+	catalog *catalogue.Set
 	client  *heygen.Client
 }
 
@@ -71,10 +75,18 @@ type setupOptions struct {
 	threshold    int
 	reflection   bool
 	register     func(*grpc.Server)
-	catalogue    *heygentest.Catalogue
-	// withCatalogue serves from a server.Catalogue (not started: the first
+	catalogue    *fakeheygen.Catalogue
+	// withCatalogue serves from a catalogue.Set (not started: the first
 	// read crawls; tests call Refresh), using clock.
 	withCatalogue bool
+	// catalogueOpts are the catalogue's options beyond the clock and refresh.
+	catalogueOpts catalogue.Options
+	// limits are the server's transport limits.
+	limits server.TransportLimits
+	// defaultTimeout is the server's default deadline.
+	defaultTimeout time.Duration
+	// noBackground leaves the health probe and reporter stopped.
+	noBackground bool
 	// breaker is the client's breaker policy; nil disables it so tests of
 	// other behaviour are not cut short by it opening.
 	breaker *heygen.BreakerPolicy
@@ -121,11 +133,13 @@ func (c *fakeClock) Advance(d time.Duration) {
 // fails the test if the canary key appears in any log line.
 func setup(t *testing.T, o setupOptions) *harness {
 	t.Helper()
-	cat := heygentest.DemoCatalogue()
+	cat := fakeheygen.DemoCatalogue()
 	if o.catalogue != nil {
 		cat = *o.catalogue
 	}
-	fake, err := heygentest.NewServer(heygentest.Options{APIKey: canaryKey, Catalogue: cat})
+	inj := faults.New()
+	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: canaryKey, Catalogue: cat, Voices: fakeheygen.DemoVoices(),
+		Middleware: inj.Wrap, RenderPending: 50 * time.Millisecond, RenderProcessing: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("start fake HeyGen: %v", err)
 	}
@@ -157,16 +171,17 @@ func setup(t *testing.T, o setupOptions) *harness {
 	if o.probe == 0 {
 		o.probe = time.Hour
 	}
-	var catalog *server.Catalogue
+	var catalog *catalogue.Set
 	if o.withCatalogue {
 		if o.clock == nil {
 			o.clock = newFakeClock()
 		}
-		catalog, err = server.NewCatalogue(server.CatalogueOptions{Client: client, Logger: log, Now: o.clock.Now,
-			RefreshInterval: o.refresh, MaxStaleness: o.maxStaleness})
-		if err != nil {
-			t.Fatal(err)
+		copts := o.catalogueOpts
+		copts.Logger, copts.Now, copts.RefreshInterval, copts.MaxStaleness = log, o.clock.Now, o.refresh, o.maxStaleness
+		if o.metrics != nil {
+			copts.Observer = o.metrics
 		}
+		catalog = catalogue.New(client, copts)
 	}
 	srv, err := server.New(server.Options{
 		Catalogue:             catalog,
@@ -180,6 +195,8 @@ func setup(t *testing.T, o setupOptions) *harness {
 		ProbeInterval:         o.probe,
 		ProbeTimeout:          2 * time.Second,
 		ProbeFailureThreshold: o.threshold,
+		Limits:                o.limits,
+		DefaultTimeout:        o.defaultTimeout,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -193,13 +210,19 @@ func setup(t *testing.T, o setupOptions) *harness {
 	}
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
+	if !o.noBackground {
+		bg, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { srv.RunBackground(bg); close(done) }()
+		t.Cleanup(func() { stop(); <-done })
+	}
 
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatalf("grpc.NewClient: %v", err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	h := &harness{fake: fake, srv: srv, conn: conn, logs: logs, cat: cat, catalog: catalog, client: client,
+	h := &harness{fake: fake, faults: inj, srv: srv, addr: lis.Addr().String(), conn: conn, logs: logs, cat: cat, catalog: catalog, client: client,
 		avatars: heygenv1.NewAvatarsServiceClient(conn), health: healthpb.NewHealthClient(conn)}
 	t.Cleanup(func() { assertNoCanary(t, "server logs", logs.String()) })
 	return h
@@ -265,4 +288,23 @@ func insecureCreds() credentials.TransportCredentials { return insecure.NewCrede
 
 func keepaliveClient(every time.Duration) keepalive.ClientParameters {
 	return keepalive.ClientParameters{Time: every, Timeout: 5 * time.Second, PermitWithoutStream: true}
+}
+
+// waitHealth waits (up to 10 s) until the health service reports want for
+// name, failing the test otherwise.
+func waitHealth(t *testing.T, h *harness, name string, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var last healthpb.HealthCheckResponse_ServingStatus
+	for time.Now().Before(deadline) {
+		resp, err := h.health.Check(ctx(t), &healthpb.HealthCheckRequest{Service: name})
+		if err == nil {
+			last = resp.GetStatus()
+			if last == want {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("health %q stayed %v, want %v", name, last, want)
 }
