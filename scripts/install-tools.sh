@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs every tool that scripts/test.sh and scripts/e2e.sh need, pinned,
+# Installs every tool that scripts/test.sh and the e2e tests need, pinned,
 # into $REPO/.bin (gitignored). Needs only Go, Node.js and npm, and reaches
 # only the Go module proxy and the npm registry.
 #

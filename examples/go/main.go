@@ -10,7 +10,7 @@
 //   - the status code and google.rpc.ErrorInfo reason of failed calls.
 //
 // It checks what it gets and exits 1 on anything unexpected, so CI can run
-// it against the demo server (scripts/examples.sh):
+// it against the demo server (go test -tags e2e ./e2e):
 //
 //	go run ./cmd/heygen-grpc -demo &
 //	HEYGEN_GRPC_ADDR=localhost:50051 go run ./examples/go
