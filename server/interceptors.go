@@ -67,7 +67,7 @@ func loggingOptions(level func(codes.Code) logging.Level) []logging.Option {
 // never reach HeyGen.
 func protectUnary(auth *Authenticator, limits *rateLimiter, inflight *inflightLimiter, m *Metrics) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		caller, err := auth.authenticate(ctx)
+		caller, err := admittedCaller(ctx, auth)
 		if err != nil {
 			return nil, err
 		}
@@ -95,11 +95,20 @@ func protectUnary(auth *Authenticator, limits *rateLimiter, inflight *inflightLi
 	}
 }
 
+// admittedCaller is the caller the tap authenticated (see admission), or,
+// for a server built without the tap, the one auth finds now.
+func admittedCaller(ctx context.Context, auth *Authenticator) (string, error) {
+	if c, ok := ctx.Value(callerKey{}).(string); ok {
+		return c, nil
+	}
+	return auth.authenticate(ctx)
+}
+
 // protectStream authenticates streaming calls (health and reflection are
 // exempt).
 func protectStream(auth *Authenticator) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		caller, err := auth.authenticate(ss.Context())
+		caller, err := admittedCaller(ss.Context(), auth)
 		if err != nil {
 			return err
 		}
@@ -112,9 +121,10 @@ func protectStream(auth *Authenticator) grpc.StreamServerInterceptor {
 
 // isOpen matches the services every caller may use without credentials:
 // health (probes, load balancers) and reflection (grpcurl).
-func isOpen(_ context.Context, c interceptors.CallMeta) bool {
-	return c.Service == healthgrpc.Health_ServiceDesc.ServiceName ||
-		strings.HasPrefix(c.Service, "grpc.reflection.")
+func isOpen(_ context.Context, c interceptors.CallMeta) bool { return isOpenService(c.Service) }
+
+func isOpenService(service string) bool {
+	return service == healthgrpc.Health_ServiceDesc.ServiceName || strings.HasPrefix(service, "grpc.reflection.")
 }
 
 func notOpen(ctx context.Context, c interceptors.CallMeta) bool { return !isOpen(ctx, c) }

@@ -89,8 +89,8 @@ func NewMetrics() *Metrics {
 			Name: "heygen_grpc_shed_total", Help: "RPCs refused because the gateway was at its bound on RPCs in flight.",
 		}, []string{"grpc_method"}),
 		refusedStreams: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "heygen_grpc_refused_streams_total", Help: "New streams refused at a bound: streams, health Watch streams, connections.",
-		}, []string{"bound"}),
+			Name: "heygen_grpc_refused_streams_total", Help: "New streams and connections refused before any handler ran: unauthenticated, or at a bound (streams, open_streams, health_Watch_streams, connections).",
+		}, []string{"reason"}),
 		heygenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heygen_upstream_requests_total", Help: "HTTP attempts to HeyGen, by endpoint (method and route template) and HTTP status (\"error\" when no response).",
 		}, []string{"endpoint", "status"}),
@@ -123,7 +123,7 @@ func NewMetrics() *Metrics {
 	for _, src := range []catalogue.Source{catalogue.SourceFresh, catalogue.SourceStale, catalogue.SourceHeyGen} {
 		m.catalogueReads.WithLabelValues(string(src))
 	}
-	for _, b := range []string{"streams", "health_Watch_streams", "connections"} {
+	for _, b := range []string{"unauthenticated", "streams", "open_streams", "health_Watch_streams", "connections"} {
 		m.refusedStreams.WithLabelValues(b)
 	}
 	age := prometheus.NewDesc("heygen_catalogue_age_seconds", "Age of the serving catalogue snapshot, by resource (absent before the first).",
@@ -229,9 +229,9 @@ func (m *Metrics) rpcHandled(full string, code codes.Code, d time.Duration, call
 	}
 }
 
-func (m *Metrics) refusedStream(bound string) {
+func (m *Metrics) refusedStream(reason string) {
 	if m != nil {
-		m.refusedStreams.WithLabelValues(strings.ReplaceAll(bound, " ", "_")).Inc()
+		m.refusedStreams.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -167,6 +167,7 @@ func New(opts Options) (*Server, error) {
 		metrics:  opts.Metrics,
 	})
 	adm := &admission{
+		auth:           opts.Auth,
 		maxStreams:     int64(limits.MaxStreams),
 		maxWatches:     int64(limits.MaxWatchStreams),
 		defaultTimeout: opts.DefaultTimeout,

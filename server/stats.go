@@ -72,7 +72,11 @@ func (h *rpcStats) HandleConn(context.Context, stats.ConnStats)                 
 // TagRPC attaches the call's state, and the counter of its HeyGen attempts.
 func (h *rpcStats) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
 	ctx, hs := heygen.WithCallStats(ctx)
-	return context.WithValue(ctx, rpcStateKey{}, &rpcState{method: info.FullMethodName, heygen: hs})
+	st := &rpcState{method: info.FullMethodName, heygen: hs}
+	if c, ok := ctx.Value(callerKey{}).(string); ok {
+		st.caller.Store(&c)
+	}
+	return context.WithValue(ctx, rpcStateKey{}, st)
 }
 
 // HandleRPC counts a call's start and end.
@@ -120,64 +124,86 @@ func (s *sampler) allow() bool {
 // dropped returns and resets the count of events not allowed.
 func (s *sampler) dropped() int64 { return s.drop.Swap(0) }
 
-// Admission bounds (see Options).
+// Admission bounds (see TransportLimits).
 const (
 	DefaultMaxStreams      = 2048
 	DefaultMaxWatchStreams = 512
-	// healthReserve lets health checks through past the stream bound, so a
-	// flood does not make the kubelet restart a gateway that is fine.
-	healthReserve = 64
+	// maxOpenStreams bounds the streams of the services open to everyone
+	// (health checks and reflection), so unauthenticated clients cannot
+	// fill the bound the gateway's own services use.
+	maxOpenStreams = 256
 )
 
-var (
-	healthCheckMethod = "/" + healthpb.Health_ServiceDesc.ServiceName + "/Check"
-	healthWatchMethod = "/" + healthpb.Health_ServiceDesc.ServiceName + "/Watch"
-)
+var healthWatchMethod = "/" + healthpb.Health_ServiceDesc.ServiceName + "/Watch"
 
-// admission is the tap: it runs in the transport, for every new stream.
+// callerKey carries the caller the tap authenticated.
+type callerKey struct{}
+
+// admission is the tap: it runs in the transport, for every new stream,
+// before a goroutine is started or a byte of the message is read. It
+// authenticates calls to the gateway's own services (so an
+// unauthenticated client cannot make the gateway hold anything for them),
+// bounds streams in three pools (the gateway's services, the open
+// services, health Watch streams), and gives unary calls without a
+// deadline the default one.
 type admission struct {
-	maxStreams, maxWatches int64
-	defaultTimeout         time.Duration
-	streaming              map[string]bool // full method -> is a stream
-	active, watches        atomic.Int64
-	metrics                *Metrics
-	log                    *slog.Logger
-	refusedLog             sampler
+	auth                  *Authenticator
+	maxStreams            int64
+	maxWatches            int64
+	defaultTimeout        time.Duration
+	streaming             map[string]bool // full method -> is a stream
+	active, open, watches atomic.Int64
+	metrics               *Metrics
+	log                   *slog.Logger
+	refusedLog            sampler
 }
 
 // admit implements tap.ServerInHandle. It must be fast: the transport
 // holds a lock while it runs.
 func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	method := info.FullMethodName
+	service, _ := splitMethod(method)
 	counter, limit, what := &a.active, a.maxStreams, "streams"
-	switch info.FullMethodName {
-	case healthWatchMethod:
+	switch {
+	case method == healthWatchMethod:
 		counter, limit, what = &a.watches, a.maxWatches, "health Watch streams"
-	case healthCheckMethod:
-		limit += healthReserve
-	}
-	if limit > 0 {
-		if counter.Add(1) > limit {
-			counter.Add(-1)
-			return nil, a.refuse(ctx, info.FullMethodName, what, limit)
+	case isOpenService(service):
+		counter, limit, what = &a.open, maxOpenStreams, "open streams"
+	default:
+		caller, err := a.auth.authenticate(ctx)
+		if err != nil {
+			a.refused(ctx, method, "unauthenticated", "the stream's credentials were refused", 0)
+			return nil, statusOf(err).Err()
 		}
-		context.AfterFunc(ctx, func() { counter.Add(-1) })
+		ctx = context.WithValue(ctx, callerKey{}, caller)
 	}
-	if _, ok := ctx.Deadline(); !ok && a.defaultTimeout > 0 && !a.streaming[info.FullMethodName] {
-		// The stream's context ends with the stream, which releases this
-		// timer too: no cancel to keep.
-		ctx, _ = context.WithTimeout(ctx, a.defaultTimeout) //nolint:govet // see above
+	if counter.Add(1) > limit {
+		counter.Add(-1)
+		return nil, a.refuse(ctx, method, what, limit)
+	}
+	context.AfterFunc(ctx, func() { counter.Add(-1) })
+	if _, ok := ctx.Deadline(); !ok && a.defaultTimeout > 0 && !a.streaming[method] {
+		tctx, cancel := context.WithTimeout(ctx, a.defaultTimeout)
+		context.AfterFunc(ctx, cancel) // the stream's end releases the timer
+		ctx = tctx
 	}
 	return ctx, nil
 }
 
-func (a *admission) refuse(ctx context.Context, method, what string, limit int64) error {
-	a.metrics.refusedStream(what)
+// refused counts a refused stream and logs it, sampled.
+func (a *admission) refused(ctx context.Context, method, reason, msg string, limit int64) {
+	a.metrics.refusedStream(reason)
 	if a.refusedLog.allow() {
-		a.log.LogAttrs(ctx, slog.LevelWarn, "refused a new stream: the gateway is at its bound on "+what,
-			slog.String("grpc.method", method), slog.Int64("limit", limit),
+		a.log.LogAttrs(ctx, slog.LevelWarn, "refused a new stream: "+msg,
+			slog.String("grpc.method", method), slog.String("reason", reason), slog.Int64("limit", limit),
 			slog.Int64("similar_lines_dropped", a.refusedLog.dropped()))
 	}
+}
+
+func (a *admission) refuse(ctx context.Context, method, what string, limit int64) error {
+	reason := strings.ReplaceAll(what, " ", "_")
+	a.refused(ctx, method, reason, "the gateway is at its bound on "+what, limit)
 	st := withDetails(status.Newf(codes.ResourceExhausted, "the gateway is at its limit of %d concurrent %s; retry with backoff", limit, what),
-		gatewayInfo(ReasonOverloaded, map[string]string{"bound": strings.ReplaceAll(what, " ", "_")}))
+		gatewayInfo(ReasonOverloaded, map[string]string{"bound": reason}))
 	return st.Err()
 }
