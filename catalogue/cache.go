@@ -71,6 +71,10 @@ type Options struct {
 	Observer Observer
 	// Now is the clock (default time.Now); tests move it to age snapshots.
 	Now func() time.Time
+	// VoiceEngines are the speech engines whose voices are indexed for the
+	// voice list's engine filter (default DefaultVoiceEngines). Only the
+	// catalogue's voices use it.
+	VoiceEngines []string
 }
 
 func (o Options) withDefaults() Options {
@@ -424,6 +428,9 @@ func (c *Cache[T, K, F]) meta(snap *Snapshot[T, K], src Source) Meta {
 	return m
 }
 
+// changing reports an item whose snapshot copy may be out of date.
+func (c *Cache[T, K, F]) changing(item T) bool { return c.res.Changing != nil && c.res.Changing(item) }
+
 // MaxPageSize implements [Reader].
 func (c *Cache[T, K, F]) MaxPageSize() int { return MaxPageSize }
 
@@ -432,6 +439,11 @@ func (c *Cache[T, K, F]) MaxPageSize() int { return MaxPageSize }
 // gives no duplicates and no gaps for items in both snapshots).
 func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSize int) (*Page[T], error) {
 	spec := &c.res.Filter
+	if spec.Check != nil {
+		if err := spec.Check(f); err != nil {
+			return nil, err
+		}
+	}
 	key := spec.Key(f)
 	after := ""
 	if pageToken != "" {
@@ -471,10 +483,10 @@ func (c *Cache[T, K, F]) Get(ctx context.Context, id string) (T, Meta, error) {
 	case errors.As(err, &cold):
 		return zero, Meta{}, err
 	case err == nil:
-		if item, ok := snap.Get(id); ok {
+		if item, ok := snap.Get(id); ok && !c.changing(item) {
 			return item, c.meta(snap, src), nil
 		}
-		if item, ok := c.found.Get(id); ok {
+		if item, ok := c.found.Get(id); ok && !c.changing(item) {
 			return item, c.meta(snap, src), nil
 		}
 	case ctx.Err() != nil:
@@ -495,7 +507,9 @@ func (c *Cache[T, K, F]) Get(ctx context.Context, id string) (T, Meta, error) {
 			}
 			return nil, err
 		}
-		c.found.Add(id, item)
+		if !c.changing(item) {
+			c.found.Add(id, item)
+		}
 		return item, nil
 	})
 	select {

@@ -18,9 +18,16 @@ type Resource[T, K, F any] struct {
 	Kind byte
 	// ID returns an item's id, the snapshot's sort and paging key.
 	ID func(T) string
-	// Partitions are disjoint slices of HeyGen's list, crawled side by side
-	// and merged in this order (an id seen twice keeps its first item).
+	// Partitions are slices of HeyGen's list, crawled side by side and
+	// merged in this order: an id seen twice keeps its first item, or, with
+	// Merge, the two merged.
 	Partitions []Partition[T]
+	// Merge, if set, combines two items with one id from different
+	// partitions (a voice listed under several engines, say).
+	Merge func(first, again T) T
+	// Changing, if set, reports items whose snapshot copy may be out of
+	// date (a voice still being cloned): Get fetches those from HeyGen.
+	Changing func(T) bool
 	// Prepare computes an item's filter fields, once per snapshot.
 	Prepare func(T) K
 	// Filter describes the filter type.
@@ -47,6 +54,9 @@ type FilterSpec[T, K, F any] struct {
 	Match func(f F, item T, keys *K) bool
 	// Group returns the secondary key the filter requires, "" for any.
 	Group func(F) string
+	// Check, if set, refuses filters the catalogue cannot apply (a
+	// *FieldError), before anything else.
+	Check func(F) error
 }
 
 // Partition is one slice of a resource's list, paged through on its own.

@@ -13,6 +13,7 @@ import (
 type Readers struct {
 	Avatars Reader[*heygenv1.Avatar, AvatarFilter]
 	Groups  Reader[*heygenv1.AvatarGroup, GroupFilter]
+	Voices  Reader[*heygenv1.Voice, VoiceFilter]
 }
 
 // Set is the catalogue: one [Cache] per resource, sharing one set of
@@ -20,6 +21,7 @@ type Readers struct {
 type Set struct {
 	Avatars *Cache[*heygenv1.Avatar, avatarKeys, AvatarFilter]
 	Groups  *Cache[*heygenv1.AvatarGroup, groupKeys, GroupFilter]
+	Voices  *Cache[*heygenv1.Voice, voiceKeys, VoiceFilter]
 }
 
 // New returns the catalogue of every cached resource, empty: it fills on
@@ -28,7 +30,15 @@ func New(client *heygen.Client, opts Options) *Set {
 	return &Set{
 		Avatars: NewCache(Avatars(client), opts),
 		Groups:  NewCache(AvatarGroups(client), opts),
+		Voices:  NewCache(Voices(client, voiceEngines(opts)), opts),
 	}
+}
+
+func voiceEngines(opts Options) []string {
+	if len(opts.VoiceEngines) > 0 {
+		return opts.VoiceEngines
+	}
+	return DefaultVoiceEngines
 }
 
 // caches lists the set's caches, for what is done to all of them.
@@ -43,7 +53,7 @@ func (s *Set) caches() []interface {
 		Refresh(context.Context) error
 		Usable() bool
 		Name() string
-	}{s.Avatars, s.Groups}
+	}{s.Avatars, s.Groups, s.Voices}
 }
 
 // Run keeps every resource fresh (see [Cache.Run]) until ctx is done.
@@ -79,7 +89,7 @@ func (s *Set) Usable() bool {
 
 // Readers returns the cached readers.
 func (s *Set) Readers() Readers {
-	return Readers{Avatars: s.Avatars, Groups: s.Groups}
+	return Readers{Avatars: s.Avatars, Groups: s.Groups, Voices: s.Voices}
 }
 
 // PassThroughReaders returns readers that send every call to HeyGen, for a
@@ -88,5 +98,6 @@ func PassThroughReaders(client *heygen.Client) Readers {
 	return Readers{
 		Avatars: NewPassThrough(Avatars(client)),
 		Groups:  NewPassThrough(AvatarGroups(client)),
+		Voices:  NewPassThrough(Voices(client, nil)),
 	}
 }

@@ -54,7 +54,13 @@ func build[T, K, F any](r *Resource[T, K, F], built time.Time, items []T) *Snaps
 	s.ids = make([]string, 0, len(items))
 	for _, i := range order {
 		id := ids[i]
-		if id == "" || (len(s.ids) > 0 && s.ids[len(s.ids)-1] == id) {
+		if id == "" {
+			continue
+		}
+		if len(s.ids) > 0 && s.ids[len(s.ids)-1] == id {
+			if r.Merge != nil {
+				s.items[len(s.items)-1] = r.Merge(s.items[len(s.items)-1], items[i])
+			}
 			continue
 		}
 		s.index[id] = int32(len(s.items)) //nolint:gosec // G115: as above

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
 )
@@ -24,9 +25,15 @@ var (
 	// without, when HeyGen is reachable and accepts the key. Use it for
 	// readiness.
 	AvatarsServiceName = heygenv1.AvatarsService_ServiceDesc.ServiceName
+	// VoicesServiceName is SERVING when this replica can answer
+	// VoicesService calls, as for AvatarsServiceName.
+	VoicesServiceName = heygenv1.VoicesService_ServiceDesc.ServiceName
 )
 
 const (
+	// ReadinessHealthName is SERVING when every service of this replica
+	// can answer: the name for a readiness probe.
+	ReadinessHealthName = "heygen-grpc.ready"
 	// CatalogueHealthName is SERVING while every catalogue resource has a
 	// snapshot within its maximum staleness.
 	CatalogueHealthName = "heygen-grpc.catalogue"
@@ -149,7 +156,7 @@ func (p *prober) probe(ctx context.Context) {
 type healthReporter struct {
 	hs        *health.Server
 	prober    *prober
-	catalogue interface{ Usable() bool } // nil: catalogue off
+	catalogue *catalogue.Set // nil: catalogue off
 	kick      chan struct{}
 
 	mu   sync.Mutex
@@ -186,17 +193,18 @@ func serving(ok bool) healthpb.HealthCheckResponse_ServingStatus {
 
 // reconcile computes and sets every status that changed.
 func (h *healthReporter) reconcile() {
-	upstream := h.prober.current()
-	want := map[string]healthpb.HealthCheckResponse_ServingStatus{
-		UpstreamHealthName: serving(upstream == upstreamOK),
+	upstream := h.prober.current() == upstreamOK
+	// Without a catalogue a service can answer while HeyGen can.
+	avatars, voices := upstream, upstream
+	want := map[string]healthpb.HealthCheckResponse_ServingStatus{UpstreamHealthName: serving(upstream)}
+	if c := h.catalogue; c != nil {
+		avatars = c.Avatars.Usable() && c.Groups.Usable()
+		voices = c.Voices.Usable()
+		want[CatalogueHealthName] = serving(c.Usable())
 	}
-	if h.catalogue != nil {
-		ready := h.catalogue.Usable()
-		want[CatalogueHealthName] = serving(ready)
-		want[AvatarsServiceName] = serving(ready)
-	} else {
-		want[AvatarsServiceName] = serving(upstream == upstreamOK)
-	}
+	want[AvatarsServiceName] = serving(avatars)
+	want[VoicesServiceName] = serving(voices)
+	want[ReadinessHealthName] = serving(avatars && voices)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for name, st := range want {

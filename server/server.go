@@ -204,10 +204,8 @@ func New(opts Options) (*Server, error) {
 	}, opts.ServerOptions...)...)
 
 	readers := catalogue.PassThroughReaders(opts.Client)
-	var cat interface{ Usable() bool }
 	if opts.Catalogue != nil {
 		readers = opts.Catalogue.Readers()
-		cat = opts.Catalogue
 	}
 	s := &Server{
 		grpc:    gs,
@@ -228,13 +226,14 @@ func New(opts Options) (*Server, error) {
 		threshold: opts.ProbeFailureThreshold,
 		kick:      make(chan struct{}, 1),
 	}
-	s.reporter = &healthReporter{hs: hs, prober: s.prober, catalogue: cat, kick: make(chan struct{}, 1),
+	s.reporter = &healthReporter{hs: hs, prober: s.prober, catalogue: opts.Catalogue, kick: make(chan struct{}, 1),
 		last: map[string]healthpb.HealthCheckResponse_ServingStatus{}}
 	s.prober.changed = s.reporter.update
 	s.reporter.reconcile() // every name starts NOT_SERVING until there is reason to serve
 
 	healthpb.RegisterHealthServer(gs, hs)
 	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{Server: s})
+	heygenv1.RegisterVoicesServiceServer(gs, &voicesServer{Server: s})
 	if opts.Reflection {
 		reflection.Register(gs)
 	}
