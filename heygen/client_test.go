@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/heygen-grpc/heygen-grpc/heygen"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen/faults"
 )
 
 const canaryKey = "sk-CANARY-7c1e9f4b2d-heygen-grpc-must-never-log-this"
@@ -36,10 +37,12 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// setup returns a client against a fresh fake, and the client's log.
-func setup(t *testing.T, policy heygen.RetryPolicy) (*heygen.Client, *heygentest.Server, *lockedBuffer) {
+// setup returns a client against a fresh fake, the fake's fault
+// injector, and the client's log.
+func setup(t *testing.T, policy heygen.RetryPolicy) (*heygen.Client, *fakeheygen.Server, *faults.Injector, *lockedBuffer) {
 	t.Helper()
-	fake, err := heygentest.NewServer(heygentest.Options{APIKey: canaryKey, Catalogue: heygentest.DemoCatalogue()})
+	inj := faults.New()
+	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: canaryKey, Catalogue: fakeheygen.DemoCatalogue(), Middleware: inj.Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +63,7 @@ func setup(t *testing.T, policy heygen.RetryPolicy) (*heygen.Client, *heygentest
 			t.Error("the API key appears in the client's log")
 		}
 	})
-	return c, fake, logs
+	return c, fake, inj, logs
 }
 
 func TestNewValidatesOptions(t *testing.T) {
@@ -77,7 +80,7 @@ func TestNewValidatesOptions(t *testing.T) {
 }
 
 func TestKeyIsSentOnlyAsXApiKey(t *testing.T) {
-	c, fake, _ := setup(t, heygen.RetryPolicy{})
+	c, fake, _, _ := setup(t, heygen.RetryPolicy{})
 	if _, err := c.Users.Me(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +102,7 @@ func TestKeyIsSentOnlyAsXApiKey(t *testing.T) {
 }
 
 func TestKeyRotation(t *testing.T) {
-	c, fake, _ := setup(t, heygen.RetryPolicy{})
+	c, fake, _, _ := setup(t, heygen.RetryPolicy{})
 	fake.SetAPIKey("rotated-key")
 	_, err := c.Users.Me(t.Context())
 	var herr *heygen.Error
@@ -113,7 +116,7 @@ func TestKeyRotation(t *testing.T) {
 }
 
 func TestPathSegmentsAreValidatedBeforeSending(t *testing.T) {
-	c, fake, _ := setup(t, heygen.RetryPolicy{})
+	c, fake, _, _ := setup(t, heygen.RetryPolicy{})
 	for _, id := range []string{"../../v3/users/me", "a/b", "%2e%2e", "..", "", "a b", "x?y", strings.Repeat("z", 129)} {
 		_, err := c.Avatars.GetLook(t.Context(), id)
 		var verr *heygen.ValidationError
@@ -138,10 +141,10 @@ func TestPathSegmentsAreValidatedBeforeSending(t *testing.T) {
 }
 
 func TestRetriesAndTheirLogs(t *testing.T) {
-	c, fake, logs := setup(t, heygen.RetryPolicy{MaxAttempts: 4})
-	fake.Inject(heygentest.Fault{Path: "/v3/users/me", Times: 1, Status: 503})
-	fake.Inject(heygentest.Fault{Path: "/v3/users/me", Times: 1, Reset: true})
-	fake.Inject(heygentest.Fault{Path: "/v3/users/me", Times: 1, Status: 429, Header: map[string]string{"Retry-After": "0"}})
+	c, fake, inj, logs := setup(t, heygen.RetryPolicy{MaxAttempts: 4})
+	inj.Inject(faults.Fault{Path: "/v3/users/me", Times: 1, Status: 503})
+	inj.Inject(faults.Fault{Path: "/v3/users/me", Times: 1, Reset: true})
+	inj.Inject(faults.Fault{Path: "/v3/users/me", Times: 1, Status: 429, Header: map[string]string{"Retry-After": "0"}})
 	ctx, stats := heygen.WithCallStats(t.Context())
 	if _, err := c.Users.Me(ctx); err != nil {
 		t.Fatal(err)
@@ -157,8 +160,8 @@ func TestRetriesAndTheirLogs(t *testing.T) {
 }
 
 func TestBackoffHasFullJitterAndCap(t *testing.T) {
-	c, fake, _ := setup(t, heygen.RetryPolicy{MaxAttempts: 3, BaseDelay: 200 * time.Millisecond, MaxDelay: 250 * time.Millisecond})
-	fake.Inject(heygentest.Fault{Path: "/v3/users/me", Status: 503})
+	c, _, inj, _ := setup(t, heygen.RetryPolicy{MaxAttempts: 3, BaseDelay: 200 * time.Millisecond, MaxDelay: 250 * time.Millisecond})
+	inj.Inject(faults.Fault{Path: "/v3/users/me", Status: 503})
 	start := time.Now()
 	_, err := c.Users.Me(t.Context())
 	took := time.Since(start)
@@ -173,8 +176,8 @@ func TestBackoffHasFullJitterAndCap(t *testing.T) {
 }
 
 func TestCancelDuringBackoffReturnsPromptly(t *testing.T) {
-	c, fake, _ := setup(t, heygen.RetryPolicy{MaxAttempts: 3, MaxDelay: time.Minute})
-	fake.Inject(heygentest.Fault{Path: "/v3/users/me", Status: 429, Header: map[string]string{"Retry-After": "30"}})
+	c, _, inj, _ := setup(t, heygen.RetryPolicy{MaxAttempts: 3, MaxDelay: time.Minute})
+	inj.Inject(faults.Fault{Path: "/v3/users/me", Status: 429, Header: map[string]string{"Retry-After": "30"}})
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	start := time.Now()
@@ -209,8 +212,8 @@ func TestTransportErrorHidesURL(t *testing.T) {
 }
 
 func TestHeyGenMessageEchoingTheKeyIsRedacted(t *testing.T) {
-	c, fake, _ := setup(t, heygen.RetryPolicy{})
-	fake.Inject(heygentest.Fault{Path: "/v3/users/me", Status: 401, Body: heygentest.V3Error("unauthorized", "key "+canaryKey+" is not valid")})
+	c, _, inj, _ := setup(t, heygen.RetryPolicy{})
+	inj.Inject(faults.Fault{Path: "/v3/users/me", Status: 401, Body: fakeheygen.V3Error("unauthorized", "key "+canaryKey+" is not valid")})
 	_, err := c.Users.Me(t.Context())
 	if err == nil || strings.Contains(err.Error(), canaryKey) || !strings.Contains(err.Error(), "[REDACTED]") {
 		t.Fatalf("got %v, want the key redacted", err)
@@ -218,7 +221,7 @@ func TestHeyGenMessageEchoingTheKeyIsRedacted(t *testing.T) {
 }
 
 func TestRedirectNotFollowed(t *testing.T) {
-	c, fake, _ := setup(t, heygen.RetryPolicy{})
+	c, _, inj, _ := setup(t, heygen.RetryPolicy{})
 	var hits atomic.Int64
 	other := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) })}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -227,7 +230,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 	}
 	go func() { _ = other.Serve(lis) }()
 	defer func() { _ = other.Close() }()
-	fake.Inject(heygentest.Fault{Path: "/v3/users/me", Status: 307, Redirect: "http://" + lis.Addr().String() + "/steal"})
+	inj.Inject(faults.Fault{Path: "/v3/users/me", Status: 307, Redirect: "http://" + lis.Addr().String() + "/steal"})
 	_, err = c.Users.Me(t.Context())
 	var herr *heygen.Error
 	if !errors.As(err, &herr) || herr.Kind != heygen.KindBadResponse || herr.HTTPStatus != 307 {
@@ -239,8 +242,8 @@ func TestRedirectNotFollowed(t *testing.T) {
 }
 
 func TestOverlongNextTokenIsABadResponse(t *testing.T) {
-	c, fake, _ := setup(t, heygen.RetryPolicy{})
-	fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Status: 200,
+	c, _, inj, _ := setup(t, heygen.RetryPolicy{})
+	inj.Inject(faults.Fault{Path: "/v3/avatars/looks", Status: 200,
 		Body: `{"data":[],"has_more":true,"next_token":"` + strings.Repeat("t", heygen.MaxNextTokenLen+1) + `"}`})
 	_, err := c.Avatars.ListLooks(t.Context(), heygen.ListLooksOptions{})
 	var herr *heygen.Error

@@ -107,7 +107,8 @@ func truncate(s string, n int) string {
 }
 
 // redactedError carries a transport error whose text has been redacted;
-// errors.Is and errors.As still see the original underneath.
+// errors.Is and errors.As still see the original underneath, except an
+// attempt's timeout (see errAttemptTimedOut).
 type redactedError struct {
 	msg string
 	err error
@@ -116,11 +117,21 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
+// errAttemptTimedOut stands in for an attempt's own timeout underneath an
+// [*Error]: the context error itself would make errors.Is report the
+// caller's deadline, which has not passed (Do returns the caller's context
+// error before making an *Error).
+var errAttemptTimedOut = errors.New("attempt timed out")
+
 func redactError(err error, redact func(string) string) error {
 	if err == nil {
 		return nil
 	}
-	return &redactedError{msg: cleanField(err.Error(), 512, redact), err: err}
+	inner := err
+	if errors.Is(err, context.DeadlineExceeded) {
+		inner = errAttemptTimedOut
+	}
+	return &redactedError{msg: cleanField(err.Error(), 512, redact), err: inner}
 }
 
 // Transport causes: what a caller is told about a failure to reach HeyGen.

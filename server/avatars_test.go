@@ -10,7 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/heygen"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
@@ -79,16 +80,16 @@ func TestListAvatarsFilters(t *testing.T) {
 	tests := []struct {
 		name string
 		req  *heygenv1.ListAvatarsRequest
-		keep func(heygentest.Look) bool
+		keep func(fakeheygen.Look) bool
 	}{
 		{"studio public", &heygenv1.ListAvatarsRequest{AvatarType: heygenv1.AvatarType_AVATAR_TYPE_STUDIO_AVATAR, Ownership: heygenv1.Ownership_OWNERSHIP_PUBLIC},
-			func(l heygentest.Look) bool { return l.AvatarType == "studio_avatar" && l.Ownership == "public" }},
+			func(l fakeheygen.Look) bool { return l.AvatarType == "studio_avatar" && l.Ownership == "public" }},
 		{"photo", &heygenv1.ListAvatarsRequest{AvatarType: heygenv1.AvatarType_AVATAR_TYPE_PHOTO_AVATAR},
-			func(l heygentest.Look) bool { return l.AvatarType == "photo_avatar" }},
+			func(l fakeheygen.Look) bool { return l.AvatarType == "photo_avatar" }},
 		{"private", &heygenv1.ListAvatarsRequest{Ownership: heygenv1.Ownership_OWNERSHIP_PRIVATE},
-			func(l heygentest.Look) bool { return l.Ownership == "private" }},
+			func(l fakeheygen.Look) bool { return l.Ownership == "private" }},
 		{"group", &heygenv1.ListAvatarsRequest{GroupId: *group},
-			func(l heygentest.Look) bool { return l.GroupID != nil && *l.GroupID == *group }},
+			func(l fakeheygen.Look) bool { return l.GroupID != nil && *l.GroupID == *group }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,7 +128,8 @@ func TestListAvatarsFilters(t *testing.T) {
 }
 
 func TestPageSizeAIP158(t *testing.T) {
-	h := setup(t, setupOptions{})
+	// No background health probe: every request the fake counts is this test's.
+	h := setup(t, setupOptions{noBackground: true})
 	resp, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -139,8 +141,9 @@ func TestPageSizeAIP158(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(resp.GetAvatars()); n != server.MaxPageSize {
-		t.Errorf("page_size 100000 returned %d avatars, want the maximum %d", n, server.MaxPageSize)
+	// Without the catalogue every page is one HeyGen page: HeyGen's own maximum.
+	if n := len(resp.GetAvatars()); n != heygen.MaxPageLimit {
+		t.Errorf("page_size 100000 returned %d avatars, want the maximum %d", n, heygen.MaxPageLimit)
 	}
 	reqs := h.fake.Requests()
 	if q, _ := url.ParseQuery(reqs[len(reqs)-1].RawQuery); q.Get("limit") != "50" {
@@ -160,7 +163,8 @@ func TestPageSizeAIP158(t *testing.T) {
 }
 
 func TestPageTokens(t *testing.T) {
-	h := setup(t, setupOptions{})
+	// No background health probe: every request the fake counts is this test's.
+	h := setup(t, setupOptions{noBackground: true})
 	first, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 5, Ownership: heygenv1.Ownership_OWNERSHIP_PUBLIC})
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +231,8 @@ func TestPageTokens(t *testing.T) {
 }
 
 func TestPathInjectionNeverReachesHeyGen(t *testing.T) {
-	h := setup(t, setupOptions{})
+	// No background health probe: every request the fake counts is this test's.
+	h := setup(t, setupOptions{noBackground: true})
 	ids := []string{"../../v3/users/me", "a/b", "%2e%2e", "..", ".", "", "a b", "a?b=c", "a#b", "a%2Fb", "ünï", strings.Repeat("a", 129), "looks/x", "\x00"}
 	for _, id := range ids {
 		t.Run(fmt.Sprintf("%q", id), func(t *testing.T) {
@@ -263,7 +268,7 @@ func TestPathInjectionNeverReachesHeyGen(t *testing.T) {
 
 func TestGetAvatarAndGroupConvertEveryField(t *testing.T) {
 	h := setup(t, setupOptions{})
-	var withNulls, unknownOrientation *heygentest.Look
+	var withNulls, unknownOrientation *fakeheygen.Look
 	for i := range h.cat.Looks {
 		l := &h.cat.Looks[i]
 		if l.Tags == nil && l.PreviewVideoURL == nil && withNulls == nil {
@@ -299,7 +304,7 @@ func TestGetAvatarAndGroupConvertEveryField(t *testing.T) {
 		t.Errorf("unknown orientation came back as %v / %q, want UNSPECIFIED / ultrawide", a.GetPreferredOrientation(), a.GetPreferredOrientationRaw())
 	}
 
-	var archived, failed *heygentest.Group
+	var archived, failed *fakeheygen.Group
 	for i := range h.cat.Groups {
 		g := &h.cat.Groups[i]
 		if g.Status != nil && *g.Status == "archived" {
@@ -330,7 +335,8 @@ func TestGetAvatarAndGroupConvertEveryField(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
-	h := setup(t, setupOptions{})
+	// No background health probe: every request the fake counts is this test's.
+	h := setup(t, setupOptions{noBackground: true})
 	_, err := h.avatars.GetAvatar(ctx(t), &heygenv1.GetAvatarRequest{AvatarId: "no_such_avatar_123"})
 	st, info, _, _ := statusParts(t, err)
 	if st.Code() != codes.NotFound || info.GetReason() != "HEYGEN_NOT_FOUND" || info.GetDomain() != server.HeyGenDomain {

@@ -16,14 +16,16 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen/faults"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
 // expectedIDs applies a filter to the fake's catalogue independently of
 // the gateway's implementation and returns the matching ids in id order.
-func expectedIDs(cat heygentest.Catalogue, keep func(l heygentest.Look) bool) []string {
+func expectedIDs(cat fakeheygen.Catalogue, keep func(l fakeheygen.Look) bool) []string {
 	var ids []string
 	for _, l := range cat.Looks {
 		if keep(l) {
@@ -78,7 +80,7 @@ func TestCatalogueFiltersAndOrder(t *testing.T) {
 		}
 	}
 	word := strings.Fields(cat.Looks[3].Name)[1] // a word from a name
-	var pp heygentest.Look                       // a private photo avatar with a tag and an engine
+	var pp fakeheygen.Look                       // a private photo avatar with a tag and an engine
 	for _, l := range cat.Looks {
 		if l.Ownership == "private" && l.AvatarType == "photo_avatar" && len(l.Tags) > 0 && len(l.SupportedAPIEngines) > 0 {
 			pp = l
@@ -90,7 +92,7 @@ func TestCatalogueFiltersAndOrder(t *testing.T) {
 		ppTag, ppEngine = pp.Tags[0], pp.SupportedAPIEngines[0]
 	}
 	orient := map[string]heygenv1.Orientation{"portrait": 1, "landscape": 2, "square": 3}
-	hasTag := func(l heygentest.Look, tag string) bool {
+	hasTag := func(l fakeheygen.Look, tag string) bool {
 		for _, t := range l.Tags {
 			if strings.EqualFold(t, tag) {
 				return true
@@ -101,37 +103,37 @@ func TestCatalogueFiltersAndOrder(t *testing.T) {
 	tests := []struct {
 		name string
 		req  *heygenv1.ListAvatarsRequest
-		keep func(heygentest.Look) bool
+		keep func(fakeheygen.Look) bool
 	}{
-		{"everything", &heygenv1.ListAvatarsRequest{}, func(heygentest.Look) bool { return true }},
+		{"everything", &heygenv1.ListAvatarsRequest{}, func(fakeheygen.Look) bool { return true }},
 		{"query on name, any case", &heygenv1.ListAvatarsRequest{Query: strings.ToUpper(word)},
-			func(l heygentest.Look) bool {
+			func(l fakeheygen.Look) bool {
 				return strings.Contains(strings.ToLower(l.Name), strings.ToLower(word)) || strings.Contains(strings.ToLower(l.ID), strings.ToLower(word))
 			}},
 		{"query on id", &heygenv1.ListAvatarsRequest{Query: cat.Looks[7].ID[2:12]},
-			func(l heygentest.Look) bool {
+			func(l fakeheygen.Look) bool {
 				q := strings.ToLower(cat.Looks[7].ID[2:12])
 				return strings.Contains(strings.ToLower(l.Name), q) || strings.Contains(strings.ToLower(l.ID), q)
 			}},
-		{"gender", &heygenv1.ListAvatarsRequest{Gender: "FEMALE"}, func(l heygentest.Look) bool { return strings.EqualFold(str(l.Gender), "female") }},
-		{"engine", &heygenv1.ListAvatarsRequest{SupportedEngine: someEngine}, func(l heygentest.Look) bool { return slices.Contains(l.SupportedAPIEngines, someEngine) }},
+		{"gender", &heygenv1.ListAvatarsRequest{Gender: "FEMALE"}, func(l fakeheygen.Look) bool { return strings.EqualFold(str(l.Gender), "female") }},
+		{"engine", &heygenv1.ListAvatarsRequest{SupportedEngine: someEngine}, func(l fakeheygen.Look) bool { return slices.Contains(l.SupportedAPIEngines, someEngine) }},
 		{"orientation", &heygenv1.ListAvatarsRequest{PreferredOrientation: heygenv1.Orientation_ORIENTATION_LANDSCAPE},
-			func(l heygentest.Look) bool {
+			func(l fakeheygen.Look) bool {
 				return orient[str(l.PreferredOrientation)] == heygenv1.Orientation_ORIENTATION_LANDSCAPE
 			}},
-		{"tag", &heygenv1.ListAvatarsRequest{Tag: strings.ToUpper(someTag)}, func(l heygentest.Look) bool { return hasTag(l, someTag) }},
-		{"group", &heygenv1.ListAvatarsRequest{GroupId: someGroup}, func(l heygentest.Look) bool { return str(l.GroupID) == someGroup }},
+		{"tag", &heygenv1.ListAvatarsRequest{Tag: strings.ToUpper(someTag)}, func(l fakeheygen.Look) bool { return hasTag(l, someTag) }},
+		{"group", &heygenv1.ListAvatarsRequest{GroupId: someGroup}, func(l fakeheygen.Look) bool { return str(l.GroupID) == someGroup }},
 		{"public studio female landscape", &heygenv1.ListAvatarsRequest{Ownership: heygenv1.Ownership_OWNERSHIP_PUBLIC,
 			AvatarType: heygenv1.AvatarType_AVATAR_TYPE_STUDIO_AVATAR, Gender: "female", PreferredOrientation: heygenv1.Orientation_ORIENTATION_LANDSCAPE},
-			func(l heygentest.Look) bool {
+			func(l fakeheygen.Look) bool {
 				return l.Ownership == "public" && l.AvatarType == "studio_avatar" && str(l.Gender) == "female" && str(l.PreferredOrientation) == "landscape"
 			}},
 		{"private photo with tag and engine", &heygenv1.ListAvatarsRequest{Ownership: heygenv1.Ownership_OWNERSHIP_PRIVATE,
 			AvatarType: heygenv1.AvatarType_AVATAR_TYPE_PHOTO_AVATAR, Tag: ppTag, SupportedEngine: ppEngine},
-			func(l heygentest.Look) bool {
+			func(l fakeheygen.Look) bool {
 				return l.Ownership == "private" && l.AvatarType == "photo_avatar" && hasTag(l, ppTag) && slices.Contains(l.SupportedAPIEngines, ppEngine)
 			}},
-		{"no match", &heygenv1.ListAvatarsRequest{Query: "zzz-no-such-avatar-zzz"}, func(heygentest.Look) bool { return false }},
+		{"no match", &heygenv1.ListAvatarsRequest{Query: "zzz-no-such-avatar-zzz"}, func(fakeheygen.Look) bool { return false }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,8 +151,8 @@ func TestCatalogueFiltersAndOrder(t *testing.T) {
 			}
 		})
 	}
-	if n := h.catalog.Crawls(); n != 1 {
-		t.Errorf("%d crawls, want 1", n)
+	if n := h.catalog.Avatars.Crawls(); n != 1 {
+		t.Errorf("%d avatar crawls, want 1", n)
 	}
 }
 
@@ -192,14 +194,14 @@ func TestCatalogueGroupsFilters(t *testing.T) {
 }
 
 func TestCataloguePageSizeAndTokens(t *testing.T) {
-	cat := heygentest.GenerateCatalogue(7, 30, 25) // 750 looks
+	cat := fakeheygen.GenerateCatalogue(7, 30, 25) // 750 looks
 	h := setup(t, setupOptions{withCatalogue: true, catalogue: &cat})
 	resp, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 100000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(resp.GetAvatars()); n != server.MaxCataloguePageSize {
-		t.Fatalf("page_size 100000 gave %d avatars, want %d", n, server.MaxCataloguePageSize)
+	if n := len(resp.GetAvatars()); n != catalogue.MaxPageSize {
+		t.Fatalf("page_size 100000 gave %d avatars, want %d", n, catalogue.MaxPageSize)
 	}
 	if size := proto.Size(resp); size > 1<<20 {
 		t.Errorf("a full page is %d bytes; keep it well under 4 MiB", size)
@@ -248,7 +250,7 @@ func TestPagingThroughARefresh(t *testing.T) {
 	}
 	// HeyGen changes: every third look disappears, new ones appear on both
 	// sides of the cursor.
-	next := heygentest.Catalogue{Groups: old.Groups}
+	next := fakeheygen.Catalogue{Groups: old.Groups}
 	for i, l := range old.Looks {
 		if i%3 != 0 {
 			next.Looks = append(next.Looks, l)
@@ -296,8 +298,8 @@ func TestPagingThroughARefresh(t *testing.T) {
 	if count[seen[39]+"_new"] != 1 || count["zzz_new_last"] != 1 {
 		t.Error("items added after the cursor were not returned")
 	}
-	if h.catalog.Crawls() != 2 {
-		t.Errorf("%d crawls, want 2", h.catalog.Crawls())
+	if n := h.catalog.Avatars.Crawls(); n != 2 {
+		t.Errorf("%d avatar crawls, want 2", n)
 	}
 }
 
@@ -330,6 +332,11 @@ func TestStaleServingAndMaximumStaleness(t *testing.T) {
 		_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 5}, opt)
 		return err
 	}
+	// The catalogue is healthy only once every resource has a snapshot
+	// (avatars and groups alike), so crawl them all, as Run does at start.
+	if err := h.catalog.Refresh(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
 	src, age := sourceOf(t, h, list)
 	if src != "catalogue-fresh" || age != 0 {
 		t.Fatalf("after the first crawl: source %q age %v, want catalogue-fresh 0", src, age)
@@ -338,10 +345,10 @@ func TestStaleServingAndMaximumStaleness(t *testing.T) {
 	if src, age = sourceOf(t, h, list); src != "catalogue-fresh" || age != 180 {
 		t.Fatalf("3 minutes later: %q %v, want catalogue-fresh 180", src, age)
 	}
-	waitStatus(t, h, server.CatalogueHealthName, healthpb.HealthCheckResponse_SERVING)
+	waitHealth(t, h, server.CatalogueHealthName, healthpb.HealthCheckResponse_SERVING)
 
 	// HeyGen breaks; the refresh fails; the old snapshot keeps serving.
-	h.fake.Inject(heygentest.Fault{Path: "/v3/avatars*", Status: 503, Body: heygentest.V3Error("internal_error", "down")})
+	h.faults.Inject(faults.Fault{Path: "/v3/avatars*", Status: 503, Body: fakeheygen.V3Error("internal_error", "down")})
 	clock.Advance(20 * time.Minute)
 	if err := h.catalog.Refresh(ctx(t)); err == nil {
 		t.Fatal("refresh against a failing HeyGen succeeded")
@@ -356,7 +363,7 @@ func TestStaleServingAndMaximumStaleness(t *testing.T) {
 	if !strings.Contains(h.logs.String(), "catalogue refresh failed") {
 		t.Error("the failed refresh was not logged")
 	}
-	waitStatus(t, h, server.CatalogueHealthName, healthpb.HealthCheckResponse_SERVING)
+	waitHealth(t, h, server.CatalogueHealthName, healthpb.HealthCheckResponse_SERVING)
 
 	// Past the maximum staleness, the mapped upstream error.
 	clock.Advance(24 * time.Hour)
@@ -366,22 +373,25 @@ func TestStaleServingAndMaximumStaleness(t *testing.T) {
 	if st.Code() != codes.Unavailable || info.GetReason() != "HEYGEN_UNAVAILABLE" {
 		t.Fatalf("past max staleness: %v %v, want UNAVAILABLE HEYGEN_UNAVAILABLE", st.Code(), info)
 	}
-	waitStatus(t, h, server.CatalogueHealthName, healthpb.HealthCheckResponse_NOT_SERVING)
+	waitHealth(t, h, server.CatalogueHealthName, healthpb.HealthCheckResponse_NOT_SERVING)
+	// With the catalogue on, this replica can no longer answer.
+	waitHealth(t, h, server.AvatarsServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 
 	// HeyGen recovers: fresh again.
-	h.fake.ClearFaults()
+	h.faults.ClearFaults()
 	if err := h.catalog.Refresh(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if src, _ = sourceOf(t, h, list); src != "catalogue-fresh" {
 		t.Fatalf("after recovery: %q", src)
 	}
-	waitStatus(t, h, server.CatalogueHealthName, healthpb.HealthCheckResponse_SERVING)
+	waitHealth(t, h, server.CatalogueHealthName, healthpb.HealthCheckResponse_SERVING)
+	waitHealth(t, h, server.AvatarsServiceName, healthpb.HealthCheckResponse_SERVING)
 }
 
 // settledCount waits until requests cancelled by a failed crawl have all
 // reached the fake, then returns its request count.
-func settledCount(f *heygentest.Server) int {
+func settledCount(f *fakeheygen.Server) int {
 	n := f.RequestCount()
 	for {
 		time.Sleep(50 * time.Millisecond)
@@ -400,12 +410,19 @@ func TestExactlyOneCrawlForConcurrentColdCallers(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, callers)
 	start := make(chan struct{})
-	for range callers {
+	// Each resource has a cache of its own, crawled on its first read: half
+	// the callers list avatars, half avatar groups.
+	for i := range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-start
-			_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 10})
+			var err error
+			if i%2 == 0 {
+				_, err = h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 10})
+			} else {
+				_, err = h.avatars.ListAvatarGroups(ctx(t), &heygenv1.ListAvatarGroupsRequest{PageSize: 10})
+			}
 			errs <- err
 		}()
 	}
@@ -440,8 +457,8 @@ func TestExactlyOneCrawlForConcurrentColdCallers(t *testing.T) {
 	if got := h.fake.CountPath("/v3/avatars"); got != wantGroups {
 		t.Errorf("HeyGen saw %d group-page calls, want %d", got, wantGroups)
 	}
-	if h.catalog.Crawls() != 1 {
-		t.Errorf("%d crawls, want 1", h.catalog.Crawls())
+	if a, g := h.catalog.Avatars.Crawls(), h.catalog.Groups.Crawls(); a != 1 || g != 1 {
+		t.Errorf("%d avatar and %d group crawls, want 1 of each", a, g)
 	}
 }
 
@@ -514,15 +531,32 @@ func TestPassThroughRefusesCatalogueFilters(t *testing.T) {
 }
 
 func TestColdStartFailureThenRecovery(t *testing.T) {
-	h := setup(t, setupOptions{withCatalogue: true, noKeepAlives: true})
-	h.fake.Inject(heygentest.Fault{Path: "/v3/avatars*", Status: 401, Body: heygentest.FlatError(400112, "Unauthorized")})
+	clock := newFakeClock()
+	h := setup(t, setupOptions{withCatalogue: true, noKeepAlives: true, clock: clock})
+	h.faults.Inject(faults.Fault{Path: "/v3/avatars*", Status: 401, Body: fakeheygen.FlatError(400112, "Unauthorized")})
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := h.avatars.ListAvatars(c, &heygenv1.ListAvatarsRequest{})
 	if st, info, _, _ := statusParts(t, err); st.Code() != codes.Unauthenticated || info.GetReason() != "HEYGEN_API_KEY_REJECTED" {
 		t.Fatalf("cold start with a rejected key: %v", err)
 	}
-	h.fake.ClearFaults()
+	h.faults.ClearFaults()
+	// A failed cold crawl now backs off (5 s, with jitter) before the next
+	// one: until then callers get its error at once, with RetryInfo, and
+	// nothing is sent to HeyGen.
+	before := h.fake.CountPath("/v3/avatars/looks")
+	_, err = h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
+	st, info, _, retry := statusParts(t, err)
+	if st.Code() != codes.Unauthenticated || info.GetReason() != "HEYGEN_API_KEY_REJECTED" {
+		t.Fatalf("during the crawl's backoff: %v, want the failed crawl's error", err)
+	}
+	if d := retry.GetRetryDelay().AsDuration(); d <= 0 || d > 6*time.Second {
+		t.Errorf("RetryInfo %v, want the time until the next crawl (at most 5.5 s)", d)
+	}
+	if n := h.fake.CountPath("/v3/avatars/looks") - before; n != 0 {
+		t.Errorf("a call during the crawl's backoff sent %d requests to HeyGen", n)
+	}
+	clock.Advance(10 * time.Second)
 	if _, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{}); err != nil {
 		t.Fatalf("after HeyGen recovered: %v", err)
 	}

@@ -13,7 +13,8 @@ import (
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen/faults"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
@@ -23,82 +24,83 @@ import (
 func TestMappingTable(t *testing.T) {
 	type row struct {
 		name       string
-		fault      heygentest.Fault
+		fault      faults.Fault
 		code       codes.Code
 		reason     string
 		retryInfo  time.Duration // 0: none expected
 		heygenCode string
 		attempts   string
+		cause      string // the classified transport cause in metadata, "" for none
 	}
 	rows := []row{
-		{name: "400 invalid_parameter", fault: heygentest.Fault{Status: 400, Body: heygentest.V3ErrorParam("invalid_parameter", "bad limit", "limit")},
+		{name: "400 invalid_parameter", fault: faults.Fault{Status: 400, Body: fakeheygen.V3ErrorParam("invalid_parameter", "bad limit", "limit")},
 			code: codes.InvalidArgument, reason: "HEYGEN_INVALID_ARGUMENT", heygenCode: "invalid_parameter", attempts: "1"},
-		{name: "flat 40001", fault: heygentest.Fault{Status: 400, Body: heygentest.FlatError(40001, "missing params")},
+		{name: "flat 40001", fault: faults.Fault{Status: 400, Body: fakeheygen.FlatError(40001, "missing params")},
 			code: codes.InvalidArgument, reason: "HEYGEN_INVALID_ARGUMENT", heygenCode: "40001"},
-		{name: "flat 400175 string code", fault: heygentest.Fault{Status: 400, Body: heygentest.FlatStringError("400175", "invalid parameter")},
+		{name: "flat 400175 string code", fault: faults.Fault{Status: 400, Body: fakeheygen.FlatStringError("400175", "invalid parameter")},
 			code: codes.InvalidArgument, reason: "HEYGEN_INVALID_ARGUMENT", heygenCode: "400175"},
-		{name: "401 flat 400112", fault: heygentest.Fault{Status: 401, Body: heygentest.FlatError(400112, "Unauthorized")},
+		{name: "401 flat 400112", fault: faults.Fault{Status: 401, Body: fakeheygen.FlatError(400112, "Unauthorized")},
 			code: codes.Unauthenticated, reason: "HEYGEN_API_KEY_REJECTED", heygenCode: "400112", attempts: "1"},
-		{name: "v3 unauthorized", fault: heygentest.Fault{Status: 401, Body: heygentest.V3Error("unauthorized", "bad key")},
+		{name: "v3 unauthorized", fault: faults.Fault{Status: 401, Body: fakeheygen.V3Error("unauthorized", "bad key")},
 			code: codes.Unauthenticated, reason: "HEYGEN_API_KEY_REJECTED"},
-		{name: "v2 string error 401", fault: heygentest.Fault{Status: 401, Body: heygentest.V2StringError("Invalid API key")},
+		{name: "v2 string error 401", fault: faults.Fault{Status: 401, Body: fakeheygen.V2StringError("Invalid API key")},
 			code: codes.Unauthenticated, reason: "HEYGEN_API_KEY_REJECTED"},
-		{name: "flat 40009", fault: heygentest.Fault{Status: 400, Body: heygentest.FlatError(40009, "invalid credentials")},
+		{name: "flat 40009", fault: faults.Fault{Status: 400, Body: fakeheygen.FlatError(40009, "invalid credentials")},
 			code: codes.Unauthenticated, reason: "HEYGEN_API_KEY_REJECTED"},
-		{name: "flat 401056", fault: heygentest.Fault{Status: 401, Body: heygentest.FlatError(401056, "token expired")},
+		{name: "flat 401056", fault: faults.Fault{Status: 401, Body: fakeheygen.FlatError(401056, "token expired")},
 			code: codes.Unauthenticated, reason: "HEYGEN_API_KEY_REJECTED"},
-		{name: "flat 401057", fault: heygentest.Fault{Status: 401, Body: heygentest.FlatError(401057, "invalid token")},
+		{name: "flat 401057", fault: faults.Fault{Status: 401, Body: fakeheygen.FlatError(401057, "invalid token")},
 			code: codes.Unauthenticated, reason: "HEYGEN_API_KEY_REJECTED"},
-		{name: "403 forbidden", fault: heygentest.Fault{Status: 403, Body: heygentest.V3Error("forbidden", "no")},
+		{name: "403 forbidden", fault: faults.Fault{Status: 403, Body: fakeheygen.V3Error("forbidden", "no")},
 			code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED"},
-		{name: "resource_access_denied", fault: heygentest.Fault{Status: 403, Body: heygentest.V3Error("resource_access_denied", "no")},
+		{name: "resource_access_denied", fault: faults.Fault{Status: 403, Body: fakeheygen.V3Error("resource_access_denied", "no")},
 			code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED"},
-		{name: "flat 400599 no API access", fault: heygentest.Fault{Status: 403, Body: heygentest.FlatError(400599, "Your account doesn't have API access")},
+		{name: "flat 400599 no API access", fault: faults.Fault{Status: 403, Body: fakeheygen.FlatError(400599, "Your account doesn't have API access")},
 			code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED", heygenCode: "400599"},
-		{name: "flat 400562", fault: heygentest.Fault{Status: 400, Body: heygentest.FlatError(400562, "forbidden")}, code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED"},
-		{name: "flat 400573", fault: heygentest.Fault{Status: 400, Body: heygentest.FlatError(400573, "permission denied")}, code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED"},
-		{name: "flat 400631", fault: heygentest.Fault{Status: 400, Body: heygentest.FlatError(400631, "user blocked")}, code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED"},
-		{name: "missing scope", fault: heygentest.Fault{Status: 400, Body: heygentest.V3Error("invalid_scope", "missing user-read to execute this operation")},
+		{name: "flat 400562", fault: faults.Fault{Status: 400, Body: fakeheygen.FlatError(400562, "forbidden")}, code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED"},
+		{name: "flat 400573", fault: faults.Fault{Status: 400, Body: fakeheygen.FlatError(400573, "permission denied")}, code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED"},
+		{name: "flat 400631", fault: faults.Fault{Status: 400, Body: fakeheygen.FlatError(400631, "user blocked")}, code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED"},
+		{name: "missing scope", fault: faults.Fault{Status: 400, Body: fakeheygen.V3Error("invalid_scope", "missing user-read to execute this operation")},
 			code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED"},
-		{name: "v2 internal_error forbidden on 200", fault: heygentest.Fault{Status: 200, Body: heygentest.V2Error("internal_error", "forbidden")},
+		{name: "v2 internal_error forbidden on 200", fault: faults.Fault{Status: 200, Body: fakeheygen.V2Error("internal_error", "forbidden")},
 			code: codes.PermissionDenied, reason: "HEYGEN_PERMISSION_DENIED"},
-		{name: "404 avatar_not_found", fault: heygentest.Fault{Status: 404, Body: heygentest.V3Error("avatar_not_found", "Avatar x not found")},
+		{name: "404 avatar_not_found", fault: faults.Fault{Status: 404, Body: fakeheygen.V3Error("avatar_not_found", "Avatar x not found")},
 			code: codes.NotFound, reason: "HEYGEN_NOT_FOUND", heygenCode: "avatar_not_found"},
-		{name: "avatar_not_found under 400", fault: heygentest.Fault{Status: 400, Body: heygentest.V3Error("avatar_not_found", "Avatar x not found")},
+		{name: "avatar_not_found under 400", fault: faults.Fault{Status: 400, Body: fakeheygen.V3Error("avatar_not_found", "Avatar x not found")},
 			code: codes.NotFound, reason: "HEYGEN_NOT_FOUND"},
-		{name: "internal_error not found under 500", fault: heygentest.Fault{Status: 500, Body: heygentest.V2Error("internal_error", "Avatar looks not found.")},
+		{name: "internal_error not found under 500", fault: faults.Fault{Status: 500, Body: fakeheygen.V2Error("internal_error", "Avatar looks not found.")},
 			code: codes.NotFound, reason: "HEYGEN_NOT_FOUND", heygenCode: "internal_error", attempts: "3"},
-		{name: "2xx with internal_error not found", fault: heygentest.Fault{Status: 200, Body: heygentest.V2Error("internal_error", "Avatar looks not found.")},
+		{name: "2xx with internal_error not found", fault: faults.Fault{Status: 200, Body: fakeheygen.V2Error("internal_error", "Avatar looks not found.")},
 			code: codes.NotFound, reason: "HEYGEN_NOT_FOUND", attempts: "1"},
-		{name: "429 with Retry-After", fault: heygentest.Fault{Status: 429, Body: heygentest.V3Error("rate_limit_exceeded", "slow down"), Header: map[string]string{"Retry-After": "0"}},
+		{name: "429 with Retry-After", fault: faults.Fault{Status: 429, Body: fakeheygen.V3Error("rate_limit_exceeded", "slow down"), Header: map[string]string{"Retry-After": "0"}},
 			code: codes.ResourceExhausted, reason: "HEYGEN_RATE_LIMITED", retryInfo: -1, attempts: "3"},
-		{name: "quota_exceeded", fault: heygentest.Fault{Status: 429, Body: heygentest.V3Error("quota_exceeded", "quota")},
+		{name: "quota_exceeded", fault: faults.Fault{Status: 429, Body: fakeheygen.V3Error("quota_exceeded", "quota")},
 			code: codes.ResourceExhausted, reason: "HEYGEN_RATE_LIMITED"},
-		{name: "flat 400123 under 400", fault: heygentest.Fault{Status: 400, Body: heygentest.FlatError(400123, "exceed rate limit")},
+		{name: "flat 400123 under 400", fault: faults.Fault{Status: 400, Body: fakeheygen.FlatError(400123, "exceed rate limit")},
 			code: codes.ResourceExhausted, reason: "HEYGEN_RATE_LIMITED", attempts: "1"},
-		{name: "402 insufficient_credit", fault: heygentest.Fault{Status: 402, Body: heygentest.V3Error("insufficient_credit", "top up")},
+		{name: "402 insufficient_credit", fault: faults.Fault{Status: 402, Body: fakeheygen.V3Error("insufficient_credit", "top up")},
 			code: codes.FailedPrecondition, reason: "HEYGEN_INSUFFICIENT_CREDIT"},
-		{name: "500", fault: heygentest.Fault{Status: 500, Body: heygentest.V3Error("internal_error", "boom")},
+		{name: "500", fault: faults.Fault{Status: 500, Body: fakeheygen.V3Error("internal_error", "boom")},
 			code: codes.Unavailable, reason: "HEYGEN_UNAVAILABLE", attempts: "3"},
-		{name: "502 html", fault: heygentest.Fault{Status: 502, Body: "<html>Bad Gateway</html>", ContentType: "text/html"},
+		{name: "502 html", fault: faults.Fault{Status: 502, Body: "<html>Bad Gateway</html>", ContentType: "text/html"},
 			code: codes.Unavailable, reason: "HEYGEN_UNAVAILABLE"},
-		{name: "503 with Retry-After", fault: heygentest.Fault{Status: 503, Body: "", Header: map[string]string{"Retry-After": "0"}},
+		{name: "503 with Retry-After", fault: faults.Fault{Status: 503, Body: "", Header: map[string]string{"Retry-After": "0"}},
 			code: codes.Unavailable, reason: "HEYGEN_UNAVAILABLE", retryInfo: -1},
-		{name: "504", fault: heygentest.Fault{Status: 504, Body: heygentest.V3Error("timeout", "upstream timeout")}, code: codes.Unavailable, reason: "HEYGEN_UNAVAILABLE"},
-		{name: "connection reset", fault: heygentest.Fault{Reset: true}, code: codes.Unavailable, reason: "HEYGEN_UNAVAILABLE"},
-		{name: "2xx not JSON", fault: heygentest.Fault{Status: 200, Body: "<html>hello</html>", ContentType: "text/html"},
+		{name: "504", fault: faults.Fault{Status: 504, Body: fakeheygen.V3Error("timeout", "upstream timeout")}, code: codes.Unavailable, reason: "HEYGEN_UNAVAILABLE"},
+		{name: "connection reset", fault: faults.Fault{Reset: true}, code: codes.Unavailable, reason: "HEYGEN_UNAVAILABLE", cause: heygen.CauseReset},
+		{name: "2xx not JSON", fault: faults.Fault{Status: 200, Body: "<html>hello</html>", ContentType: "text/html"},
 			code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE", attempts: "1"},
-		{name: "2xx empty body", fault: heygentest.Fault{Status: 200, Body: " "}, code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE"},
-		{name: "2xx unknown error code", fault: heygentest.Fault{Status: 200, Body: heygentest.V3Error("mystery", "?")}, code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE"},
-		{name: "2xx without data", fault: heygentest.Fault{Status: 200, Body: `{"has_more":false}`}, code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE"},
-		{name: "oversized body", fault: heygentest.Fault{OversizeBytes: 256 << 10}, code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE"},
-		{name: "oversized with content-length", fault: heygentest.Fault{OversizeBytes: 256 << 10, OversizeContentLength: true}, code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE"},
+		{name: "2xx empty body", fault: faults.Fault{Status: 200, Body: " "}, code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE"},
+		{name: "2xx unknown error code", fault: faults.Fault{Status: 200, Body: fakeheygen.V3Error("mystery", "?")}, code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE"},
+		{name: "2xx without data", fault: faults.Fault{Status: 200, Body: `{"has_more":false}`}, code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE"},
+		{name: "oversized body", fault: faults.Fault{OversizeBytes: 256 << 10}, code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE"},
+		{name: "oversized with content-length", fault: faults.Fault{OversizeBytes: 256 << 10, OversizeContentLength: true}, code: codes.Internal, reason: "HEYGEN_BAD_RESPONSE"},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			h := setup(t, setupOptions{maxBytes: 64 << 10})
 			r.fault.Path = "/v3/avatars/looks"
-			h.fake.Inject(r.fault)
+			h.faults.Inject(r.fault)
 			_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
 			st, info, _, retry := statusParts(t, err)
 			if st.Code() != r.code || info.GetReason() != r.reason || info.GetDomain() != server.HeyGenDomain {
@@ -114,6 +116,11 @@ func TestMappingTable(t *testing.T) {
 			if r.attempts != "" && md["attempts"] != r.attempts {
 				t.Errorf("metadata attempts = %q, want %q", md["attempts"], r.attempts)
 			}
+			// The cause is now a classified transport cause (it was the raw
+			// error text, which can name addresses).
+			if md["cause"] != r.cause {
+				t.Errorf("metadata cause = %q, want %q", md["cause"], r.cause)
+			}
 			if r.fault.Status != 0 && md["http_status"] == "" {
 				t.Errorf("metadata has no http_status: %v", md)
 			}
@@ -123,9 +130,14 @@ func TestMappingTable(t *testing.T) {
 			if r.code == codes.Unauthenticated && !strings.Contains(st.Message(), "gateway's own API key") {
 				t.Errorf("UNAUTHENTICATED message %q does not say the gateway's key was rejected", st.Message())
 			}
-			for _, leak := range []string{"<html", "http://127.0.0.1", h.fake.URL(), "limit="} {
+			for _, leak := range []string{"<html", "http://127.0.0.1", "127.0.0.1:", h.fake.URL(), "limit="} {
 				if strings.Contains(st.Message(), leak) {
 					t.Errorf("message %q leaks %q", st.Message(), leak)
+				}
+				for k, v := range md {
+					if strings.Contains(v, leak) {
+						t.Errorf("metadata %s=%q leaks %q", k, v, leak)
+					}
 				}
 			}
 		})
@@ -135,28 +147,28 @@ func TestMappingTable(t *testing.T) {
 func TestRetriesCountedAtTheFake(t *testing.T) {
 	tests := []struct {
 		name      string
-		fault     heygentest.Fault
+		fault     faults.Fault
 		wantCalls int
 		wantCode  codes.Code
 	}{
-		{"two 503 then success", heygentest.Fault{Status: 503, Times: 2}, 3, codes.OK},
-		{"two 429 then success", heygentest.Fault{Status: 429, Times: 2, Body: heygentest.V3Error("rate_limit_exceeded", "x")}, 3, codes.OK},
-		{"500 then success", heygentest.Fault{Status: 500, Times: 1}, 2, codes.OK},
-		{"502 persistent", heygentest.Fault{Status: 502}, 3, codes.Unavailable},
-		{"504 persistent", heygentest.Fault{Status: 504}, 3, codes.Unavailable},
-		{"two resets then success", heygentest.Fault{Reset: true, Times: 2}, 3, codes.OK},
-		{"resets persistent", heygentest.Fault{Reset: true}, 3, codes.Unavailable},
-		{"400 not retried", heygentest.Fault{Status: 400, Body: heygentest.V3Error("invalid_parameter", "x")}, 1, codes.InvalidArgument},
-		{"401 not retried", heygentest.Fault{Status: 401, Body: heygentest.FlatError(400112, "Unauthorized")}, 1, codes.Unauthenticated},
-		{"403 not retried", heygentest.Fault{Status: 403, Body: heygentest.V3Error("forbidden", "x")}, 1, codes.PermissionDenied},
-		{"404 not retried", heygentest.Fault{Status: 404, Body: heygentest.V3Error("not_found", "x")}, 1, codes.NotFound},
-		{"501 not retried", heygentest.Fault{Status: 501, Body: heygentest.V3Error("internal_error", "x")}, 1, codes.Unavailable},
+		{"two 503 then success", faults.Fault{Status: 503, Times: 2}, 3, codes.OK},
+		{"two 429 then success", faults.Fault{Status: 429, Times: 2, Body: fakeheygen.V3Error("rate_limit_exceeded", "x")}, 3, codes.OK},
+		{"500 then success", faults.Fault{Status: 500, Times: 1}, 2, codes.OK},
+		{"502 persistent", faults.Fault{Status: 502}, 3, codes.Unavailable},
+		{"504 persistent", faults.Fault{Status: 504}, 3, codes.Unavailable},
+		{"two resets then success", faults.Fault{Reset: true, Times: 2}, 3, codes.OK},
+		{"resets persistent", faults.Fault{Reset: true}, 3, codes.Unavailable},
+		{"400 not retried", faults.Fault{Status: 400, Body: fakeheygen.V3Error("invalid_parameter", "x")}, 1, codes.InvalidArgument},
+		{"401 not retried", faults.Fault{Status: 401, Body: fakeheygen.FlatError(400112, "Unauthorized")}, 1, codes.Unauthenticated},
+		{"403 not retried", faults.Fault{Status: 403, Body: fakeheygen.V3Error("forbidden", "x")}, 1, codes.PermissionDenied},
+		{"404 not retried", faults.Fault{Status: 404, Body: fakeheygen.V3Error("not_found", "x")}, 1, codes.NotFound},
+		{"501 not retried", faults.Fault{Status: 501, Body: fakeheygen.V3Error("internal_error", "x")}, 1, codes.Unavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := setup(t, setupOptions{noKeepAlives: true})
 			tt.fault.Path = "/v3/avatars/looks"
-			h.fake.Inject(tt.fault)
+			h.faults.Inject(tt.fault)
 			_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
 			if got := codeOf(err); got != tt.wantCode {
 				t.Fatalf("code %v (%v), want %v", got, err, tt.wantCode)
@@ -187,7 +199,7 @@ func codeOf(err error) codes.Code {
 func TestRetryAfterHonoured(t *testing.T) {
 	t.Run("delta seconds", func(t *testing.T) {
 		h := setup(t, setupOptions{})
-		h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Times: 1, Status: 429, Header: map[string]string{"Retry-After": "1"}})
+		h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Times: 1, Status: 429, Header: map[string]string{"Retry-After": "1"}})
 		start := time.Now()
 		if _, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{}); err != nil {
 			t.Fatal(err)
@@ -199,7 +211,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	t.Run("HTTP date", func(t *testing.T) {
 		h := setup(t, setupOptions{})
 		at := time.Now().Add(2 * time.Second).UTC()
-		h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Times: 1, Status: 503, Header: map[string]string{"Retry-After": at.Format(http.TimeFormat)}})
+		h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Times: 1, Status: 503, Header: map[string]string{"Retry-After": at.Format(http.TimeFormat)}})
 		start := time.Now()
 		if _, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{}); err != nil {
 			t.Fatal(err)
@@ -211,7 +223,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	})
 	t.Run("clamped to the cap", func(t *testing.T) {
 		h := setup(t, setupOptions{retry: heygen.RetryPolicy{MaxDelay: 100 * time.Millisecond}})
-		h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Times: 1, Status: 429, Header: map[string]string{"Retry-After": "3600"}})
+		h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Times: 1, Status: 429, Header: map[string]string{"Retry-After": "3600"}})
 		start := time.Now()
 		if _, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{}); err != nil {
 			t.Fatal(err)
@@ -222,7 +234,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	})
 	t.Run("not slept on past the deadline", func(t *testing.T) {
 		h := setup(t, setupOptions{retry: heygen.RetryPolicy{MaxDelay: 30 * time.Second}})
-		h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Status: 429, Body: heygentest.V3Error("rate_limit_exceeded", "slow"), Header: map[string]string{"Retry-After": "10"}})
+		h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Status: 429, Body: fakeheygen.V3Error("rate_limit_exceeded", "slow"), Header: map[string]string{"Retry-After": "10"}})
 		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		start := time.Now()
@@ -253,7 +265,7 @@ func TestRedirectIsNeverFollowed(t *testing.T) {
 	defer other.Close()
 	for _, code := range []int{301, 302, 307, 308} {
 		h := setup(t, setupOptions{})
-		h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Status: code, Redirect: other.URL + "/v3/avatars/looks"})
+		h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Status: code, Redirect: other.URL + "/v3/avatars/looks"})
 		_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
 		st, info, _, _ := statusParts(t, err)
 		if st.Code() != codes.Internal || info.GetReason() != "HEYGEN_BAD_RESPONSE" {
@@ -270,7 +282,7 @@ func TestRedirectIsNeverFollowed(t *testing.T) {
 
 func TestDeadlineAndCancel(t *testing.T) {
 	h := setup(t, setupOptions{})
-	h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Delay: 5 * time.Second})
+	h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Delay: 5 * time.Second})
 	c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := h.avatars.ListAvatars(c, &heygenv1.ListAvatarsRequest{})
@@ -281,7 +293,7 @@ func TestDeadlineAndCancel(t *testing.T) {
 
 func TestAttemptTimeoutIsUnavailable(t *testing.T) {
 	h := setup(t, setupOptions{retry: heygen.RetryPolicy{AttemptTimeout: 100 * time.Millisecond, MaxAttempts: 2}})
-	h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Delay: 3 * time.Second})
+	h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Delay: 3 * time.Second})
 	_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
 	st, info, _, _ := statusParts(t, err)
 	if st.Code() != codes.Unavailable || info.GetReason() != "HEYGEN_UNAVAILABLE" || info.GetMetadata()["attempts"] != "2" {

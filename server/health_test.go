@@ -14,31 +14,16 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen/faults"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
-func waitStatus(t *testing.T, h *harness, service string, want healthpb.HealthCheckResponse_ServingStatus) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	var last healthpb.HealthCheckResponse_ServingStatus
-	for time.Now().Before(deadline) {
-		resp, err := h.health.Check(ctx(t), &healthpb.HealthCheckRequest{Service: service})
-		if err != nil {
-			t.Fatalf("Check(%q): %v", service, err)
-		}
-		if last = resp.GetStatus(); last == want {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("health of %q stayed %v, want %v", service, last, want)
-}
-
 func TestHealthFollowsHeyGen(t *testing.T) {
+	// The harness runs the probe (RunBackground). With the catalogue off,
+	// AvatarsService is SERVING when HeyGen is reachable and accepts the key.
 	h := setup(t, setupOptions{probe: 20 * time.Millisecond, threshold: 3})
-	go h.srv.RunHealthProbe(t.Context())
-	waitStatus(t, h, server.AvatarsServiceName, healthpb.HealthCheckResponse_SERVING)
+	waitHealth(t, h, server.AvatarsServiceName, healthpb.HealthCheckResponse_SERVING)
+	waitHealth(t, h, server.UpstreamHealthName, healthpb.HealthCheckResponse_SERVING)
 
 	watch, err := h.health.Watch(ctx(t), &healthpb.HealthCheckRequest{Service: server.AvatarsServiceName})
 	if err != nil {
@@ -54,8 +39,9 @@ func TestHealthFollowsHeyGen(t *testing.T) {
 	if err != nil || next.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("Watch after key rejection = %v, %v; want NOT_SERVING", next, err)
 	}
-	waitStatus(t, h, "", healthpb.HealthCheckResponse_SERVING)
-	if !strings.Contains(h.logs.String(), "HeyGen rejects the API key") {
+	waitHealth(t, h, "", healthpb.HealthCheckResponse_SERVING)
+	waitHealth(t, h, server.UpstreamHealthName, healthpb.HealthCheckResponse_NOT_SERVING)
+	if !strings.Contains(h.logs.String(), "HeyGen rejects the gateway's API key") {
 		t.Error("key rejection was not logged")
 	}
 
@@ -66,14 +52,15 @@ func TestHealthFollowsHeyGen(t *testing.T) {
 	}
 
 	// HeyGen unreachable: NOT_SERVING only after the threshold.
-	h.fake.Inject(heygentest.Fault{Path: "/v3/users/me", Status: 503})
+	h.faults.Inject(faults.Fault{Path: "/v3/users/me", Status: 503})
 	if next, err = watch.Recv(); err != nil || next.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("Watch during outage = %v, %v; want NOT_SERVING", next, err)
 	}
 	if n := strings.Count(h.logs.String(), "could not reach HeyGen"); n < 3 {
 		t.Errorf("went NOT_SERVING after %d failed probes, want at least the threshold of 3", n)
 	}
-	h.fake.ClearFaults()
+	waitHealth(t, h, server.UpstreamHealthName, healthpb.HealthCheckResponse_NOT_SERVING)
+	h.faults.ClearFaults()
 	if next, err = watch.Recv(); err != nil || next.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("Watch after outage = %v, %v; want SERVING", next, err)
 	}
@@ -92,11 +79,14 @@ func TestHealthFollowsHeyGen(t *testing.T) {
 
 func TestHealthListAndShutdown(t *testing.T) {
 	h := setup(t, setupOptions{})
+	// Health starts NOT_SERVING until there is a reason to serve: here, the
+	// first successful probe of HeyGen.
+	waitHealth(t, h, server.AvatarsServiceName, healthpb.HealthCheckResponse_SERVING)
 	list, err := h.health.List(ctx(t), &healthpb.HealthListRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, svc := range []string{"", server.AvatarsServiceName} {
+	for _, svc := range []string{"", server.AvatarsServiceName, server.UpstreamHealthName} {
 		if list.GetStatuses()[svc].GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("List: %q is %v, want SERVING", svc, list.GetStatuses()[svc])
 		}
@@ -168,7 +158,7 @@ func logLines(t *testing.T, h *harness) []map[string]any {
 
 func TestOneLogLinePerRPC(t *testing.T) {
 	h := setup(t, setupOptions{noKeepAlives: true})
-	h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Status: 503, Times: 1})
+	h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Status: 503, Times: 1})
 	if _, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 2}); err != nil {
 		t.Fatal(err)
 	}

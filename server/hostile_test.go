@@ -8,9 +8,6 @@ package server_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -182,15 +179,6 @@ func TestRPCsNoInterceptorSeesAreLoggedAndCounted(t *testing.T) {
 	if strings.Contains(h.logs.String(), `"grpc.code":"Canceled"`) {
 		t.Error("a call past its deadline was logged as Canceled")
 	}
-}
-
-// scrape returns the metrics page.
-func scrape(t *testing.T, m *server.Metrics) string {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	b, _ := io.ReadAll(rec.Body)
-	return string(b)
 }
 
 func waitFor(t *testing.T, cond func() bool, what string) {

@@ -54,7 +54,7 @@ func loggingOptions(level func(codes.Code) logging.Level) []logging.Option {
 			if c := callerOf(ctx); c != "" {
 				f = append(f, "caller", c)
 			}
-			if s := heygen.CallStatsFrom(ctx); s != nil && s.Attempts() > 0 {
+			if s := heygen.CallStatsFrom(ctx); s != nil {
 				f = append(f, "heygen.attempts", s.Attempts())
 			}
 			return f

@@ -3,11 +3,13 @@ package server_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +25,9 @@ import (
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen/faults"
+	"github.com/heygen-grpc/heygen-grpc/internal/watch"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
@@ -50,6 +54,25 @@ func callersFile(t *testing.T, dir string, tokens map[string]string) string {
 	return path
 }
 
+// tokenStore loads a callers file into a TokenStore, as the binary does.
+func tokenStore(t *testing.T, path string) *server.TokenStore {
+	t.Helper()
+	store := server.NewTokenStore()
+	if err := store.Apply(readFile(t, path)); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestTokenAuth(t *testing.T) {
 	dir := t.TempDir()
 	alice, _, err := server.NewToken()
@@ -58,14 +81,20 @@ func TestTokenAuth(t *testing.T) {
 	}
 	bob, _, _ := server.NewToken()
 	path := callersFile(t, dir, map[string]string{"alice": alice})
-	store, err := server.LoadTokenStore(path, nil)
-	if err != nil {
+	// The callers file is watched as the binary watches it.
+	store := server.NewTokenStore()
+	watchLog := &syncBuffer{}
+	files := &watch.Files{What: "the callers file", Paths: []string{path}, Apply: func(c [][]byte) error { return store.Apply(c[0]) },
+		Log: slog.New(slog.NewJSONHandler(watchLog, nil))}
+	if err := files.Load(); err != nil {
 		t.Fatal(err)
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	go store.Watch(watchCtx, 20*time.Millisecond)
-	h := setup(t, setupOptions{auth: &server.Authenticator{Tokens: store}, reflection: true})
+	watchDone := make(chan struct{})
+	go func() { files.Run(watchCtx, 20*time.Millisecond); close(watchDone) }()
+	defer func() { stopWatch(); <-watchDone }()
+	// No background health probe: every request the fake counts is this test's.
+	h := setup(t, setupOptions{noBackground: true, auth: &server.Authenticator{Tokens: store}, reflection: true})
 
 	req := &heygenv1.ListAvatarsRequest{PageSize: 1}
 	for name, c := range map[string]context.Context{
@@ -106,13 +135,25 @@ func TestTokenAuth(t *testing.T) {
 	if _, err := h.avatars.ListAvatars(withToken(ctx(t), alice), req); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("alice after removal: %v, want UNAUTHENTICATED", err)
 	}
-	// A broken file keeps the previous callers.
-	if err := os.WriteFile(filepath.Join(dir, "callers"), []byte("garbage line\n"), 0o600); err != nil {
+	// A broken file keeps the previous callers. It is replaced whole, as
+	// Kubernetes does: written in place, the watcher could read it empty
+	// (a valid file with no callers) between the truncation and the write.
+	broken := filepath.Join(dir, "callers.tmp")
+	if err := os.WriteFile(broken, []byte("garbage line\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	if err := os.Rename(broken, filepath.Join(dir, "callers")); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(watchLog.String(), "cannot reload the callers file") {
+		if time.Now().After(deadline) {
+			t.Fatal("the broken callers file was never read")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if _, err := h.avatars.ListAvatars(withToken(ctx(t), bob), req); err != nil {
-		t.Fatalf("a broken callers file locked bob out: %v", err)
+		t.Fatalf("a broken callers file locked bob out: %v\n%s", err, watchLog.String())
 	}
 	if !strings.Contains(h.logs.String(), `"caller":"bob"`) {
 		t.Error("the caller's name is not in the RPC log line")
@@ -125,7 +166,6 @@ func TestTokenAuth(t *testing.T) {
 }
 
 func TestTokenStoreRejectsBadFiles(t *testing.T) {
-	dir := t.TempDir()
 	for name, content := range map[string]string{
 		"no hash":       "alice:\n",
 		"bad hex":       "alice: sha256:xyz\n",
@@ -135,11 +175,7 @@ func TestTokenStoreRejectsBadFiles(t *testing.T) {
 		"duplicate":     "a: " + server.HashToken("x") + "\na: " + server.HashToken("y") + "\n",
 		"a plain token": "alice: hgt_abcdef\n",
 	} {
-		p := filepath.Join(dir, "f")
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		_, err := server.LoadTokenStore(p, nil)
+		err := server.NewTokenStore().Apply([]byte(content))
 		if err == nil || !strings.Contains(err.Error(), "line") {
 			t.Errorf("%s: got %v, want an error naming the line", name, err)
 		}
@@ -149,12 +185,10 @@ func TestTokenStoreRejectsBadFiles(t *testing.T) {
 func TestPerCallerRateLimits(t *testing.T) {
 	alice, _, _ := server.NewToken()
 	bob, _, _ := server.NewToken()
-	store, err := server.LoadTokenStore(callersFile(t, t.TempDir(), map[string]string{"alice": alice, "bob": bob}), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := tokenStore(t, callersFile(t, t.TempDir(), map[string]string{"alice": alice, "bob": bob}))
 	metrics := server.NewMetrics()
-	h := setup(t, setupOptions{withCatalogue: true, metrics: metrics, auth: &server.Authenticator{Tokens: store},
+	// No background health probe: every request the fake counts is this test's.
+	h := setup(t, setupOptions{noBackground: true, withCatalogue: true, metrics: metrics, auth: &server.Authenticator{Tokens: store},
 		rateLimits: server.RateLimits{Default: server.Limit{PerSecond: 1000, Burst: 1000}, Callers: map[string]server.Limit{"alice": {PerSecond: 0.5, Burst: 2}}}})
 	req := &heygenv1.ListAvatarsRequest{PageSize: 1}
 	for i := range 2 {
@@ -163,7 +197,7 @@ func TestPerCallerRateLimits(t *testing.T) {
 		}
 	}
 	before := h.fake.RequestCount()
-	_, err = h.avatars.GetAvatar(withToken(ctx(t), alice), &heygenv1.GetAvatarRequest{AvatarId: "not_in_catalogue_x"})
+	_, err := h.avatars.GetAvatar(withToken(ctx(t), alice), &heygenv1.GetAvatarRequest{AvatarId: "not_in_catalogue_x"})
 	st, info, _, retry := statusParts(t, err)
 	if st.Code() != codes.ResourceExhausted || info.GetReason() != server.ReasonCallerRateLimited || info.GetDomain() != server.GatewayDomain {
 		t.Fatalf("alice over her limit: %v %v", st.Code(), info)
@@ -188,13 +222,27 @@ func TestPerCallerRateLimits(t *testing.T) {
 			t.Fatalf("bob call %d while alice is throttled: %v", i, err)
 		}
 	}
-	body := scrape(t, metrics)
-	if !strings.Contains(body, `heygen_grpc_rate_limited_total{caller="alice"} 1`) {
+	if !strings.Contains(scrape(t, metrics), `heygen_grpc_rate_limited_total{caller="alice"} 1`) {
 		t.Error("the rate-limited call is not counted for alice")
 	}
-	if !strings.Contains(body, `heygen_grpc_caller_rpcs_total{caller="bob",grpc_code="OK",grpc_method="ListAvatars"} 20`) {
+	// RPCs are counted by the stats handler as they end, which can be a
+	// moment after the client has its answer.
+	if !scrapeUntil(t, metrics, `heygen_grpc_caller_rpcs_total{caller="bob",grpc_code="OK",grpc_method="ListAvatars"} 20`) {
 		t.Error("bob's calls are not counted by caller")
 	}
+}
+
+// scrapeUntil scrapes m until its output contains want, for up to 5 s.
+func scrapeUntil(t *testing.T, m *server.Metrics, want string) bool {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(scrape(t, m), want) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 func scrape(t *testing.T, m *server.Metrics) string {
@@ -207,8 +255,9 @@ func scrape(t *testing.T, m *server.Metrics) string {
 
 func TestLoadShedding(t *testing.T) {
 	t.Run("calls in flight", func(t *testing.T) {
-		h := setup(t, setupOptions{maxInFlight: 2})
-		h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Delay: 500 * time.Millisecond})
+		// No background health probe: every request the fake counts is this test's.
+		h := setup(t, setupOptions{noBackground: true, maxInFlight: 2})
+		h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Delay: 500 * time.Millisecond})
 		codesSeen := runConcurrently(t, 6, func() error {
 			_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
 			return err
@@ -225,8 +274,9 @@ func TestLoadShedding(t *testing.T) {
 		}
 	})
 	t.Run("concurrent HeyGen calls", func(t *testing.T) {
-		h := setup(t, setupOptions{maxConcurrent: 1})
-		h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Delay: 500 * time.Millisecond})
+		// No background health probe: it could hold the one HeyGen slot.
+		h := setup(t, setupOptions{noBackground: true, maxConcurrent: 1})
+		h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Delay: 500 * time.Millisecond})
 		var refused atomic.Int64
 		codesSeen := runConcurrently(t, 4, func() error {
 			_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
@@ -283,14 +333,17 @@ func runConcurrently(t *testing.T, n int, call func() error) map[codes.Code]int 
 
 func TestCircuitBreaker(t *testing.T) {
 	metrics := server.NewMetrics()
+	// No background health probe: a successful probe between the failures
+	// would reset the breaker's count, and it would add to the fake's.
 	h := setup(t, setupOptions{
-		retry:    heygen.RetryPolicy{MaxAttempts: 1},
-		breaker:  &heygen.BreakerPolicy{ConsecutiveFailures: 3, OpenFor: 500 * time.Millisecond},
-		observer: metrics.HeyGenObserver(),
-		metrics:  metrics,
+		noBackground: true,
+		retry:        heygen.RetryPolicy{MaxAttempts: 1},
+		breaker:      &heygen.BreakerPolicy{ConsecutiveFailures: 3, OpenFor: 500 * time.Millisecond},
+		observer:     metrics.HeyGenObserver(),
+		metrics:      metrics,
 	})
-	h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Status: 503})
-	h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/*", Status: 429, Body: heygentest.V3Error("rate_limit_exceeded", "x")})
+	h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Status: 503})
+	h.faults.Inject(faults.Fault{Path: "/v3/avatars/*", Status: 429, Body: fakeheygen.V3Error("rate_limit_exceeded", "x")})
 	// 4xx and 429 never open it.
 	for range 5 {
 		if _, err := h.avatars.GetAvatar(ctx(t), &heygenv1.GetAvatarRequest{AvatarId: "x1"}); status.Code(err) != codes.ResourceExhausted {
@@ -329,7 +382,7 @@ func TestCircuitBreaker(t *testing.T) {
 		t.Errorf("slowest refused RPC took %v", slowest)
 	}
 	// Half-open after OpenFor: one probe; HeyGen has recovered; closed.
-	h.fake.ClearFaults()
+	h.faults.ClearFaults()
 	time.Sleep(600 * time.Millisecond)
 	if _, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{}); err != nil {
 		t.Fatalf("probe call: %v", err)
@@ -339,7 +392,7 @@ func TestCircuitBreaker(t *testing.T) {
 	}
 	body := scrape(t, metrics)
 	for _, want := range []string{
-		`heygen_upstream_refused_total{endpoint="/v3/avatars/looks/{look_id}",reason="circuit_open"} 20`,
+		`heygen_upstream_refused_total{endpoint="GET /v3/avatars/looks/{look_id}",reason="circuit_open"} 20`,
 		`heygen_upstream_circuit_breaker_state{state="closed"} 1`,
 	} {
 		if !strings.Contains(body, want) {
@@ -351,9 +404,13 @@ func TestCircuitBreaker(t *testing.T) {
 func TestMetricsNamesAndLabels(t *testing.T) {
 	metrics := server.NewMetrics()
 	h := setup(t, setupOptions{withCatalogue: true, metrics: metrics, observer: metrics.HeyGenObserver(), noKeepAlives: true})
-	h.fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks/*", Status: 503, Times: 1})
+	h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks/*", Status: 503, Times: 1})
 	id := h.cat.Looks[3].ID
 	if _, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	// Each resource is crawled on its first read: read groups too.
+	if _, err := h.avatars.ListAvatarGroups(ctx(t), &heygenv1.ListAvatarGroupsRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.avatars.GetAvatar(ctx(t), &heygenv1.GetAvatarRequest{AvatarId: "missing_avatar_42"}); status.Code(err) != codes.NotFound {
@@ -363,7 +420,7 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 	next := h.cat
 	added := next.Looks[0]
 	added.ID = "added_after_the_crawl"
-	next.Looks = append(append([]heygentest.Look(nil), next.Looks...), added)
+	next.Looks = append(append([]fakeheygen.Look(nil), next.Looks...), added)
 	h.fake.SetCatalogue(next)
 	if _, err := h.avatars.GetAvatar(ctx(t), &heygenv1.GetAvatarRequest{AvatarId: added.ID}); err != nil {
 		t.Fatal(err)
@@ -372,17 +429,30 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 	for _, name := range []string{
 		"grpc_server_handled_total", "grpc_server_handling_seconds_bucket", "heygen_grpc_caller_rpcs_total",
 		"heygen_upstream_requests_total", "heygen_upstream_request_duration_seconds_bucket", "heygen_upstream_retries_total",
-		"heygen_upstream_circuit_breaker_state", "heygen_catalogue_age_seconds", "heygen_catalogue_avatars",
-		"heygen_catalogue_groups", "heygen_catalogue_reads_total", "heygen_catalogue_refreshes_total", "go_goroutines",
+		"heygen_upstream_circuit_breaker_state", "heygen_catalogue_age_seconds", "heygen_catalogue_items",
+		"heygen_catalogue_reads_total", "heygen_catalogue_refreshes_total", "go_goroutines",
 	} {
 		if !regexp.MustCompile(`(?m)^` + name + `\b`).MatchString(body) {
 			t.Errorf("metric %s missing", name)
 		}
 	}
+	// The catalogue metrics are per resource (they were one metric per
+	// resource before the redesign).
+	for res, items := range map[string]int{"avatars": len(h.cat.Looks), "avatar_groups": len(h.cat.Groups)} {
+		for _, want := range []string{
+			`heygen_catalogue_items{resource="` + res + `"} ` + strconv.Itoa(items) + "\n",
+			`heygen_catalogue_age_seconds{resource="` + res + `"} `,
+			`heygen_catalogue_refreshes_total{resource="` + res + `",result="ok"} 1`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+	}
 	if !strings.Contains(body, `grpc_server_handling_seconds_bucket{grpc_method="ListAvatars",grpc_service="heygen.v1.AvatarsService",grpc_type="unary",le="60"}`) {
 		t.Error("the gRPC latency histogram has no 60 s bucket")
 	}
-	if !strings.Contains(body, `heygen_upstream_retries_total{endpoint="/v3/avatars/looks/{look_id}",reason="http_503"} 1`) {
+	if !strings.Contains(body, `heygen_upstream_retries_total{endpoint="GET /v3/avatars/looks/{look_id}",reason="http_503"} 1`) {
 		t.Error("the retry is not counted by endpoint template and reason")
 	}
 	if !strings.Contains(body, `heygen_catalogue_reads_total{source="heygen"} 1`) {

@@ -1,4 +1,4 @@
-// Command fakeheygen serves heygentest's fake HeyGen API as a standalone
+// Command fakeheygen serves internal/fakeheygen's fake HeyGen API as a standalone
 // process for benchmarks: a generated catalogue of a chosen size, an
 // optional HeyGen-like latency added to every response, and an admin
 // endpoint on a separate loopback port that reports how many requests each
@@ -37,7 +37,7 @@ import (
 	"time"
 
 	"github.com/heygen-grpc/heygen-grpc/bench/internal/loopback"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
 )
 
 // The paths the gateway calls, reported one by one in the stats.
@@ -114,17 +114,17 @@ func run() error {
 		}
 	}
 
-	cat := heygentest.GenerateCatalogue(*seed, *groups, *looksPerGroup)
-	info := CatalogueInfo{Seed: *seed, Groups: len(cat.Groups), Looks: len(cat.Looks), PageLimit: heygentest.MaxLimit}
+	cat := fakeheygen.GenerateCatalogue(*seed, *groups, *looksPerGroup)
+	info := CatalogueInfo{Seed: *seed, Groups: len(cat.Groups), Looks: len(cat.Looks), PageLimit: fakeheygen.MaxLimit}
 	for _, g := range cat.Groups {
-		if g.Ownership == heygentest.OwnershipPrivate {
+		if g.Ownership == fakeheygen.OwnershipPrivate {
 			info.PrivateGroups++
 		} else {
 			info.PublicGroups++
 		}
 	}
 	for _, l := range cat.Looks {
-		if l.Ownership == heygentest.OwnershipPrivate {
+		if l.Ownership == fakeheygen.OwnershipPrivate {
 			info.PrivateLooks++
 		} else {
 			info.PublicLooks++
@@ -137,7 +137,7 @@ func run() error {
 
 	// The fake listens on a loopback port of its own; its handler is
 	// mounted on the requested address too, sharing all its state.
-	fake, err := heygentest.NewServer(heygentest.Options{APIKey: key, Catalogue: cat})
+	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: key, Catalogue: cat})
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
@@ -132,7 +132,7 @@ func TestMutualTLS(t *testing.T) {
 // calling; no call fails, and HeyGen sees the new key afterwards.
 func TestKeyRotationUnderLoad(t *testing.T) {
 	const oldKey, newKey = canaryKey, "sk-CANARY-rotated-2f9d1c-never-log"
-	fake, err := heygentest.NewServer(heygentest.Options{APIKey: oldKey, Catalogue: heygentest.DemoCatalogue()})
+	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: oldKey, Catalogue: fakeheygen.DemoCatalogue()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,8 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 			t.Error("a key appears in the logs")
 		}
 	}
-	if !strings.Contains(logs.String(), "HeyGen API key reloaded from its file") {
+	// The key file is watched by internal/watch, which logs "<what> reloaded".
+	if !strings.Contains(logs.String(), "the HeyGen API key file reloaded") {
 		t.Error("the reload was not logged")
 	}
 	t.Logf("%d calls during the rotation, none failed", calls.Load())
@@ -239,7 +240,7 @@ func TestMetricsEndpointAndPprof(t *testing.T) {
 	}
 	code, body := get("/metrics")
 	if code != 200 || !strings.Contains(body, `grpc_server_handled_total{grpc_code="OK",grpc_method="ListAvatars"`) ||
-		!strings.Contains(body, "heygen_catalogue_avatars 425") {
+		!strings.Contains(body, `heygen_catalogue_items{resource="avatars"} 425`) {
 		t.Fatalf("/metrics = %d:\n%.2000s", code, body)
 	}
 	if code, _ := get("/debug/pprof/cmdline"); code != 200 {
@@ -268,7 +269,7 @@ func TestMetricsEndpointAndPprof(t *testing.T) {
 // does) while callers keep calling: every call that started before the
 // signal succeeds.
 func TestShutdownUnderLoad(t *testing.T) {
-	fake, err := heygentest.NewServer(heygentest.Options{APIKey: canaryKey, Catalogue: heygentest.DemoCatalogue()})
+	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: canaryKey, Catalogue: fakeheygen.DemoCatalogue()})
 	if err != nil {
 		t.Fatal(err)
 	}

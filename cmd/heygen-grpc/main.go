@@ -23,7 +23,7 @@ import (
 
 	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
 	"github.com/heygen-grpc/heygen-grpc/internal/watch"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	if cfg.demo {
-		fake, err := heygentest.NewServer(heygentest.Options{APIKey: demoAPIKey, Catalogue: heygentest.DemoCatalogue()})
+		fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: demoAPIKey, Catalogue: fakeheygen.DemoCatalogue()})
 		if err != nil {
 			return fmt.Errorf("start the demo HeyGen: %w", err)
 		}

@@ -22,7 +22,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
-	"github.com/heygen-grpc/heygen-grpc/heygen/heygentest"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen/faults"
 )
 
 const canaryKey = "sk-CANARY-7c1e9f4b2d-heygen-grpc-must-never-log-this"
@@ -205,6 +206,24 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 	return conn
 }
 
+// waitServing waits (up to 10 s) until health reports service SERVING.
+func waitServing(t *testing.T, conn *grpc.ClientConn, service string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+		cancel()
+		if err == nil && h.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health of %q: %v %v, want SERVING", service, h, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestDemoModeServes(t *testing.T) {
 	addr, stop, done, logs := startRun(t, []string{"-demo"}, nil)
 	conn := dial(t, addr)
@@ -222,10 +241,9 @@ func TestDemoModeServes(t *testing.T) {
 	if err != nil || got.GetAvatar().GetId() != resp.GetAvatars()[0].GetId() {
 		t.Fatalf("GetAvatar: %v %v", got, err)
 	}
-	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "heygen.v1.AvatarsService"})
-	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("health: %v %v", h, err)
-	}
+	// Health is recomputed every second: SERVING once the catalogue holds
+	// every resource.
+	waitServing(t, conn, "heygen.v1.AvatarsService")
 	stop()
 	select {
 	case err := <-done:
@@ -244,12 +262,15 @@ func TestDemoModeServes(t *testing.T) {
 // the signal completes successfully; health turns NOT_SERVING during the
 // drain; the program then exits cleanly.
 func TestGracefulShutdownFinishesCallsInFlight(t *testing.T) {
-	fake, err := heygentest.NewServer(heygentest.Options{APIKey: canaryKey, Catalogue: heygentest.DemoCatalogue()})
+	inj := faults.New()
+	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: canaryKey, Catalogue: fakeheygen.DemoCatalogue(), Middleware: inj.Wrap})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = fake.Close() }()
-	addr, stop, done, logs := startRun(t, []string{"-heygen-base-url", fake.URL(), "-shutdown-drain-delay", "300ms", "-shutdown-timeout", "10s"},
+	// The catalogue is off so that the call in flight really waits on
+	// HeyGen (a catalogue answer would be instant).
+	addr, stop, done, logs := startRun(t, []string{"-heygen-base-url", fake.URL(), "-catalogue=false", "-shutdown-drain-delay", "300ms", "-shutdown-timeout", "10s"},
 		map[string]string{"HEYGEN_API_KEY": canaryKey})
 	conn := dial(t, addr)
 	c := heygenv1.NewAvatarsServiceClient(conn)
@@ -266,7 +287,7 @@ func TestGracefulShutdownFinishesCallsInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fake.Inject(heygentest.Fault{Path: "/v3/avatars/looks", Delay: time.Second})
+	inj.Inject(faults.Fault{Path: "/v3/avatars/looks", Delay: time.Second})
 	inflight := make(chan error, 1)
 	go func() {
 		_, err := c.ListAvatars(ctx, &heygenv1.ListAvatarsRequest{PageSize: 5})
