@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,6 +71,7 @@ type config struct {
 	catalogueMaxPages    int
 	catalogueMaxItems    int
 	notFoundTTL          time.Duration
+	voiceEngines         []string
 	heygenMaxConc        int
 	breakerFailures      int
 	breakerOpenFor       time.Duration
@@ -92,6 +94,8 @@ func configErrorf(format string, args ...any) error {
 var errHelp = flag.ErrHelp
 
 const defaultEnvFile = ".env"
+
+var engineName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // parseConfig reads flags from args with defaults from getenv and the .env
 // file. The .env file is the one named by -env-file (or ENV_FILE), else
@@ -186,6 +190,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	dur(&c.catalogueTimeout, "catalogue-crawl-timeout", "CATALOGUE_CRAWL_TIMEOUT", catalogue.DefaultCrawlTimeout, "timeout of one whole catalogue crawl")
 	integer(&c.catalogueMaxPages, "catalogue-max-pages", "CATALOGUE_MAX_PAGES", catalogue.DefaultMaxPages, "most pages of one list in one crawl; past it the crawl fails and the last snapshot keeps serving")
 	integer(&c.catalogueMaxItems, "catalogue-max-items", "CATALOGUE_MAX_ITEMS", catalogue.DefaultMaxItems, "most items of one resource in one crawl; past it the crawl fails and the last snapshot keeps serving")
+	var voiceEngines string
+	str(&voiceEngines, "voice-engines", "VOICE_ENGINES", strings.Join(catalogue.DefaultVoiceEngines, ","), "speech engines whose voices the catalogue indexes for ListVoices' engine filter (comma-separated)")
 	dur(&c.notFoundTTL, "catalogue-not-found-ttl", "CATALOGUE_NOT_FOUND_TTL", catalogue.DefaultNotFoundTTL, "how long an id HeyGen does not have is answered NOT_FOUND without asking HeyGen again")
 	str(&c.apiKeyFile, "heygen-api-key-file", "HEYGEN_API_KEY_FILE", "", "read the HeyGen API key from this file (a Kubernetes secret mount), re-read when it changes; instead of HEYGEN_API_KEY")
 	dur(&c.reloadInterval, "reload-interval", "RELOAD_INTERVAL", 10*time.Second, "how often the key file, callers file and TLS files are checked for changes")
@@ -246,6 +252,14 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 	if c.retryBudget, err = strconv.ParseFloat(budget, 64); err != nil || c.retryBudget < 0 || c.retryBudget > 1 {
 		return nil, configErrorf("invalid -heygen-retry-budget %q: want a fraction between 0 and 1", budget)
+	}
+	for _, e := range strings.Split(voiceEngines, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			if !engineName.MatchString(e) {
+				return nil, configErrorf("invalid -voice-engines %q: engine names are letters, digits, '_' or '-'", voiceEngines)
+			}
+			c.voiceEngines = append(c.voiceEngines, e)
+		}
 	}
 	if err := c.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, configErrorf("invalid -log-level %q: want debug, info, warn or error", logLevel)

@@ -75,7 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	if cfg.demo {
-		fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: demoAPIKey, Catalogue: fakeheygen.DemoCatalogue()})
+		fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: demoAPIKey, Catalogue: fakeheygen.DemoCatalogue(),
+			Voices: fakeheygen.DemoVoices(), Videos: fakeheygen.DemoVideos()})
 		if err != nil {
 			return fmt.Errorf("start the demo HeyGen: %w", err)
 		}
@@ -165,6 +166,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			MaxPages:        cfg.catalogueMaxPages,
 			MaxItems:        cfg.catalogueMaxItems,
 			NotFoundTTL:     cfg.notFoundTTL,
+			VoiceEngines:    cfg.voiceEngines,
 		}
 		if metrics != nil {
 			copts.Observer = metrics
