@@ -40,6 +40,8 @@ type Metrics struct {
 	rpcHandledTotal *prometheus.CounterVec
 	rpcSeconds      *prometheus.HistogramVec
 	callerRPCs      *prometheus.CounterVec
+	callerHeyGen    *prometheus.CounterVec
+	callerVideos    *prometheus.CounterVec
 	rateLimited     *prometheus.CounterVec
 	shed            *prometheus.CounterVec
 	refusedStreams  *prometheus.CounterVec
@@ -82,6 +84,12 @@ func NewMetrics() *Metrics {
 		callerRPCs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heygen_grpc_caller_rpcs_total", Help: "RPCs handled, by caller, method and code.",
 		}, []string{"caller", "grpc_method", "grpc_code"}),
+		callerHeyGen: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heygen_grpc_caller_heygen_requests_total", Help: "HTTP requests to HeyGen made on a caller's behalf (retries included), by caller.",
+		}, []string{"caller"}),
+		callerVideos: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heygen_grpc_caller_videos_created_total", Help: "Videos HeyGen accepted to render, by the caller that asked.",
+		}, []string{"caller"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heygen_grpc_rate_limited_total", Help: "RPCs refused because the caller was over its rate limit.",
 		}, []string{"caller"}),
@@ -128,7 +136,7 @@ func NewMetrics() *Metrics {
 	}
 	age := prometheus.NewDesc("heygen_catalogue_age_seconds", "Age of the serving catalogue snapshot, by resource (absent before the first).",
 		[]string{"resource"}, nil)
-	m.reg.MustRegister(m.rpcStartedTotal, m.rpcHandledTotal, m.rpcSeconds, m.callerRPCs, m.rateLimited, m.shed,
+	m.reg.MustRegister(m.rpcStartedTotal, m.rpcHandledTotal, m.rpcSeconds, m.callerRPCs, m.callerHeyGen, m.callerVideos, m.rateLimited, m.shed,
 		m.refusedStreams, m.heygenRequests, m.heygenLatency, m.heygenRetries, m.heygenRefused, m.breakerState,
 		m.catalogueItems, m.catalogueRefreshes, m.catalogueReads,
 		&funcCollector{desc: age, collect: m.collectAge},
@@ -226,6 +234,21 @@ func (m *Metrics) rpcHandled(full string, code codes.Code, d time.Duration, call
 	}
 	if l.service != healthpb.Health_ServiceDesc.ServiceName {
 		m.callerRPCs.WithLabelValues(caller, l.method, code.String()).Inc()
+	}
+}
+
+// callerUsed counts HeyGen requests made for caller (the same numbers as
+// GetUsage's).
+func (m *Metrics) callerUsed(caller string, heygenRequests int64) {
+	if m != nil && heygenRequests > 0 {
+		m.callerHeyGen.WithLabelValues(caller).Add(float64(heygenRequests))
+	}
+}
+
+// videoCreated counts a video HeyGen accepted for caller.
+func (m *Metrics) videoCreated(caller string) {
+	if m != nil {
+		m.callerVideos.WithLabelValues(caller).Inc()
 	}
 }
 

@@ -131,6 +131,7 @@ type Server struct {
 	metrics  *Metrics // may be nil
 	limits   TransportLimits
 	conns    *connLimiter
+	usage    *usage
 }
 
 // New builds the server; it serves nothing until [Server.Serve], and its
@@ -166,6 +167,7 @@ func New(opts Options) (*Server, error) {
 		inflight: newInflightLimiter(opts.MaxInFlight),
 		metrics:  opts.Metrics,
 	})
+	use := newUsage()
 	adm := &admission{
 		auth:           opts.Auth,
 		maxStreams:     int64(limits.MaxStreams),
@@ -176,7 +178,7 @@ func New(opts Options) (*Server, error) {
 		log:            opts.Logger,
 	}
 	gs := grpc.NewServer(append([]grpc.ServerOption{
-		grpc.StatsHandler(&rpcStats{metrics: opts.Metrics, log: opts.Logger}),
+		grpc.StatsHandler(&rpcStats{metrics: opts.Metrics, usage: use, log: opts.Logger}),
 		grpc.InTapHandle(adm.admit),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -214,6 +216,7 @@ func New(opts Options) (*Server, error) {
 		metrics: opts.Metrics,
 		limits:  limits,
 		conns:   &connLimiter{max: limits.MaxConnections, metrics: opts.Metrics, log: opts.Logger},
+		usage:   use,
 	}
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -244,6 +247,14 @@ func New(opts Options) (*Server, error) {
 		opts.Metrics.initialize(gs)
 	}
 	return s, nil
+}
+
+// recordVideoCreated counts a video HeyGen accepted for the calling caller,
+// in GetUsage and in the metrics.
+func (s *Server) recordVideoCreated(ctx context.Context) {
+	caller := callerOrUnauthenticated(callerOf(ctx))
+	s.usage.videoCreated(caller)
+	s.metrics.videoCreated(caller)
 }
 
 // RunBackground runs the HeyGen health probe and keeps the health service

@@ -48,6 +48,13 @@ func stateFrom(ctx context.Context) *rpcState {
 	return s
 }
 
+func callerOrUnauthenticated(caller string) string {
+	if caller == "" {
+		return "unauthenticated"
+	}
+	return caller
+}
+
 func callerOf(ctx context.Context) string {
 	if s := stateFrom(ctx); s != nil {
 		if c := s.caller.Load(); c != nil {
@@ -60,6 +67,7 @@ func callerOf(ctx context.Context) string {
 // rpcStats is the stats handler.
 type rpcStats struct {
 	metrics *Metrics // nil: metrics off
+	usage   *usage
 	log     *slog.Logger
 	// unseen samples log lines about RPCs the interceptors missed, so a
 	// flood of them cannot flood the log.
@@ -93,8 +101,15 @@ func (h *rpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 		}
 	case *stats.End:
 		code := status.Code(s.Error)
+		caller := callerOf(ctx)
 		if h.metrics != nil {
-			h.metrics.rpcHandled(st.method, code, s.EndTime.Sub(s.BeginTime), callerOf(ctx))
+			h.metrics.rpcHandled(st.method, code, s.EndTime.Sub(s.BeginTime), caller)
+		}
+		if service, method := splitMethod(st.method); !isOpenService(service) {
+			// GetUsage and the per-caller metrics count the same calls.
+			attempts := st.heygen.Attempts()
+			h.usage.rpc(caller, method, code, attempts)
+			h.metrics.callerUsed(callerOrUnauthenticated(caller), attempts)
 		}
 		if !st.seen.Load() && code != codes.OK && h.unseen.allow() {
 			h.log.LogAttrs(ctx, slog.LevelWarn, "RPC failed before reaching the gateway's handlers",
