@@ -169,6 +169,7 @@ func Avatars(client *heygen.Client) *Resource[*heygenv1.Avatar, avatarKeys, Avat
 		ID:     (*heygenv1.Avatar).GetId,
 		Group:  (*heygenv1.Avatar).GetGroupId,
 		Encode: PreEncode[*heygenv1.Avatar],
+		Codec:  ProtoCodec(func() *heygenv1.Avatar { return &heygenv1.Avatar{} }),
 		Prepare: func(a *heygenv1.Avatar) avatarKeys {
 			k := avatarKeys{text: strings.ToLower(a.GetName() + "\x00" + a.GetId()), gender: strings.ToLower(a.GetGender()),
 				engines: a.GetSupportedApiEngines()}
@@ -281,9 +282,10 @@ func groupPages(client *heygen.Client, own heygenv1.Ownership) func(context.Cont
 // groups side by side.
 func AvatarGroups(client *heygen.Client) *Resource[*heygenv1.AvatarGroup, groupKeys, GroupFilter] {
 	r := &Resource[*heygenv1.AvatarGroup, groupKeys, GroupFilter]{
-		Name: "avatar_groups",
-		Kind: 'G',
-		ID:   (*heygenv1.AvatarGroup).GetId,
+		Name:  "avatar_groups",
+		Kind:  'G',
+		ID:    (*heygenv1.AvatarGroup).GetId,
+		Codec: ProtoCodec(func() *heygenv1.AvatarGroup { return &heygenv1.AvatarGroup{} }),
 		Prepare: func(g *heygenv1.AvatarGroup) groupKeys {
 			return groupKeys{text: strings.ToLower(g.GetName() + "\x00" + g.GetId()), gender: strings.ToLower(g.GetGender())}
 		},

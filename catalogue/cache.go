@@ -71,6 +71,9 @@ type Options struct {
 	Observer Observer
 	// Now is the clock (default time.Now); tests move it to age snapshots.
 	Now func() time.Time
+	// Shared, if set, is the store a fleet of replicas shares: one
+	// replica crawls per refresh and publishes, the others load.
+	Shared Shared
 	// VoiceEngines are the speech engines whose voices are indexed for the
 	// voice list's engine filter (default DefaultVoiceEngines). Only the
 	// catalogue's voices use it.
@@ -216,6 +219,10 @@ func (c *Cache[T, K, F]) Run(ctx context.Context) {
 				return
 			}
 			wait = max(c.untilRetry(), 0)
+		} else if s := c.snap.Load(); s != nil {
+			// A snapshot loaded from the fleet may be older than this
+			// replica's schedule: refresh when it falls due.
+			wait = max(s.Built.Add(wait).Sub(c.opts.Now()), 0)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -249,11 +256,10 @@ func (c *Cache[T, K, F]) untilRetry() time.Duration {
 // its snapshot. A caller that gives up does not cancel the crawl.
 func (c *Cache[T, K, F]) refresh(ctx context.Context) error {
 	ch := c.crawl.DoChan("crawl", func() (any, error) {
-		c.crawls.Add(1)
 		cctx, cancel := context.WithTimeout(heygen.WithQueueing(context.WithoutCancel(ctx)), c.opts.CrawlTimeout)
 		defer cancel()
 		start := c.opts.Now()
-		snap, calls, err := c.crawlAll(cctx, start)
+		snap, calls, loaded, err := c.obtain(cctx, start)
 		took := c.opts.Now().Sub(start)
 		reason := ReasonOK
 		c.mu.Lock()
@@ -276,12 +282,18 @@ func (c *Cache[T, K, F]) refresh(ctx context.Context) error {
 		c.mu.Unlock()
 
 		serving := c.snap.Load()
+		if loaded {
+			reason = ReasonShared
+		}
 		out := Refresh{Err: err, Reason: reason, Calls: calls, Took: took}
 		if serving != nil {
 			out.Items, out.Built = serving.Len(), serving.Built
 		}
 		log := c.opts.Logger
 		switch {
+		case err == nil && loaded:
+			log.InfoContext(ctx, "catalogue loaded from the fleet's shared snapshot", "resource", c.res.Name, "items", snap.Len(),
+				"snapshot_age_s", int64(c.opts.Now().Sub(snap.Built).Seconds()), "took_ms", took.Milliseconds())
 		case err == nil:
 			log.InfoContext(ctx, "catalogue refreshed", "resource", c.res.Name, "items", snap.Len(),
 				"heygen_calls", calls, "took_ms", took.Milliseconds())

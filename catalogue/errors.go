@@ -70,6 +70,7 @@ func (e *ColdError) Unwrap() error { return e.Cause }
 // Reasons a crawl failed, for logs and metrics.
 const (
 	ReasonOK           = "ok"
+	ReasonShared       = "shared"
 	ReasonHeyGen       = "heygen_error"
 	ReasonTimeout      = "timeout"
 	ReasonLoopingToken = "looping_token"

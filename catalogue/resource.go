@@ -40,6 +40,8 @@ type Resource[T, K, F any] struct {
 	Encode func(T) T
 	// Fetch fetches one item by id from HeyGen, for ids the snapshot lacks.
 	Fetch func(ctx context.Context, id string) (T, error)
+	// Codec, if set, encodes items for a fleet's shared store.
+	Codec *Codec[T]
 	// Upstream, if set, lists straight from HeyGen: the pass-through reader
 	// uses it when the catalogue is switched off.
 	Upstream *Upstream[T, F]

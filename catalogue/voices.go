@@ -167,6 +167,7 @@ func Voices(client *heygen.Client, engines []string) *Resource[*heygenv1.Voice, 
 		Kind:   'V',
 		ID:     (*heygenv1.Voice).GetId,
 		Encode: PreEncode[*heygenv1.Voice],
+		Codec:  ProtoCodec(func() *heygenv1.Voice { return &heygenv1.Voice{} }),
 		Prepare: func(v *heygenv1.Voice) voiceKeys {
 			return voiceKeys{text: strings.ToLower(v.GetName() + "\x00" + v.GetId()), language: strings.ToLower(v.GetLanguage()),
 				gender: strings.ToLower(v.GetGender())}

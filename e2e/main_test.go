@@ -157,8 +157,8 @@ var debianOnce, nodeOnce once
 // scripts/install-debian-packages.sh, the one list of Debian packages.
 var packageList = regexp.MustCompile(`(?m)^PACKAGES=\(([^)]*)\)`)
 
-// needDebianPackages checks that the Debian packages the Python example
-// needs are installed.
+// needDebianPackages checks that the Debian packages the tests need (the
+// Python example's, redis-server) are installed.
 func needDebianPackages(t *testing.T) {
 	t.Helper()
 	debianOnce.check(t, func() string {
@@ -187,7 +187,7 @@ func needDebianPackages(t *testing.T) {
 			}
 		}
 		if len(missing) > 0 {
-			return fmt.Sprintf("the Python example needs Debian packages that are not installed (%s): %s", strings.Join(missing, " "), fix)
+			return fmt.Sprintf("the tests need Debian packages that are not installed (%s): %s", strings.Join(missing, " "), fix)
 		}
 		return ""
 	})

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the end-to-end tests' Python example needs
-# (examples/python: Debian's gRPC and protobuf for Python, and protoc with
-# the gRPC Python plugin and the well-known .proto files), but only in CI:
+# Installs the Debian packages the tests need (redis-server for the fleet
+# tests; for the end-to-end tests' Python example, Debian's gRPC and
+# protobuf for Python, and protoc with the gRPC Python plugin and the
+# well-known .proto files), but only in CI:
 # `.ci/run` sets HEYGEN_GRPC_CI=1. Anywhere else it changes nothing and
 # says what to run; the tests then fail with the same one-line hint.
 #
 # PACKAGES is the one list: e2e/main_test.go reads it from here.
 set -euo pipefail
 
-PACKAGES=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc libprotobuf-dev)
+PACKAGES=(redis-server python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc libprotobuf-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

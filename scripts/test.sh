@@ -88,6 +88,9 @@ summary() {
 
 install_tools() {
   "$REPO/scripts/install-tools.sh"
+  # System packages the tests need (installed only in CI; elsewhere the
+  # tests that need one fail with the command that installs it).
+  "$REPO/scripts/install-debian-packages.sh"
 }
 
 # Tracked .go files, plus new ones not yet added (but not ignored ones), so
@@ -235,9 +238,7 @@ container_check() {
   "$REPO/scripts/container-check.sh"
 }
 
-# The Debian packages first (installed only in CI), then the Go tests.
 e2e() {
-  "$REPO/scripts/install-debian-packages.sh"
   echo "+ go test -tags e2e -count=1 ./e2e"
   go test -tags e2e -count=1 ./e2e
 }

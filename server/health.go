@@ -37,6 +37,10 @@ const (
 	// CatalogueHealthName is SERVING while every catalogue resource has a
 	// snapshot within its maximum staleness.
 	CatalogueHealthName = "heygen-grpc.catalogue"
+	// FleetHealthName is SERVING while the fleet's shared store (Redis)
+	// is reachable; only reported when one is configured. Never part of
+	// readiness: a replica serves alone while the store is down.
+	FleetHealthName = "heygen-grpc.fleet"
 	// UpstreamHealthName follows HeyGen itself, for dashboards and
 	// alerts: NOT_SERVING when HeyGen rejects the key, or after the
 	// configured number of consecutive probes that could not reach it.
@@ -157,6 +161,7 @@ type healthReporter struct {
 	hs        *health.Server
 	prober    *prober
 	catalogue *catalogue.Set // nil: catalogue off
+	fleet     SharedLimiter  // nil: alone
 	kick      chan struct{}
 
 	mu   sync.Mutex
@@ -205,6 +210,9 @@ func (h *healthReporter) reconcile() {
 	want[AvatarsServiceName] = serving(avatars)
 	want[VoicesServiceName] = serving(voices)
 	want[ReadinessHealthName] = serving(avatars && voices)
+	if h.fleet != nil {
+		want[FleetHealthName] = serving(h.fleet.Up())
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for name, st := range want {

@@ -75,7 +75,7 @@ func protectUnary(auth *Authenticator, limits *rateLimiter, inflight *inflightLi
 			st.caller.Store(&caller)
 		}
 		if limits != nil {
-			if err := limits.allow(caller); err != nil {
+			if err := limits.allow(ctx, caller); err != nil {
 				if m != nil {
 					m.rateLimited.WithLabelValues(caller).Inc()
 				}

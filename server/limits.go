@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -65,19 +66,44 @@ func ParseLimit(s string) (Limit, error) {
 	return Limit{PerSecond: r, Burst: b}, nil
 }
 
+// SharedLimiter is a rate limiter a fleet of replicas shares (see the
+// fleet package): a caller limited to L calls a second gets L across the
+// fleet, however many replicas there are.
+type SharedLimiter interface {
+	// Allow takes one call from caller's fleet-wide budget. An error means
+	// the shared store could not be asked.
+	Allow(ctx context.Context, caller string, perSecond float64, burst int) (bool, time.Duration, error)
+	// Up reports whether the shared store is reachable.
+	Up() bool
+	// Size is the number of replicas alive recently (at least 1).
+	Size() int
+}
+
 // rateLimiter keeps one bucket per caller. Callers are the bounded set
 // from the callers file (or certificates, or AnonymousCaller), and the map
-// is capped regardless.
+// is capped regardless. With a shared limiter the buckets are the fleet's;
+// while it is unreachable each replica enforces its share of the limit
+// (the limit divided by the fleet's last known size) locally, so a caller
+// gets about its limit across the fleet, and at most size-now/size-then
+// times it if the fleet grew during the outage.
 type rateLimiter struct {
 	cfg     RateLimits
+	shared  SharedLimiter // nil: alone
+	metrics *Metrics
 	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
+	buckets map[string]*localBucket
+}
+
+// localBucket is a caller's bucket and the share of the fleet it was sized for.
+type localBucket struct {
+	lim   *rate.Limiter
+	share int
 }
 
 const maxBuckets = 10000
 
-func newRateLimiter(cfg RateLimits) *rateLimiter {
-	return &rateLimiter{cfg: cfg, buckets: map[string]*rate.Limiter{}}
+func newRateLimiter(cfg RateLimits, shared SharedLimiter, m *Metrics) *rateLimiter {
+	return &rateLimiter{cfg: cfg, shared: shared, metrics: m, buckets: map[string]*localBucket{}}
 }
 
 // rateLimitError is a caller over its limit.
@@ -93,7 +119,7 @@ func (e *rateLimitError) Error() string {
 }
 
 // allow takes a token for caller, or says how long until one is free.
-func (r *rateLimiter) allow(caller string) error {
+func (r *rateLimiter) allow(ctx context.Context, caller string) error {
 	lim, ok := r.cfg.Callers[caller]
 	if !ok {
 		lim = r.cfg.Default
@@ -101,17 +127,31 @@ func (r *rateLimiter) allow(caller string) error {
 	if lim.PerSecond <= 0 {
 		return nil
 	}
+	share := 1
+	if r.shared != nil {
+		if r.shared.Up() {
+			allowed, wait, err := r.shared.Allow(ctx, caller, lim.PerSecond, lim.Burst)
+			if err == nil {
+				if allowed {
+					return nil
+				}
+				return &rateLimitError{caller: caller, limit: lim, delay: wait}
+			}
+		}
+		r.metrics.rateLimitFallback()
+		share = r.shared.Size()
+	}
 	r.mu.Lock()
 	b, ok := r.buckets[caller]
-	if !ok {
+	if !ok || b.share != share {
 		if len(r.buckets) >= maxBuckets {
 			clear(r.buckets)
 		}
-		b = rate.NewLimiter(rate.Limit(lim.PerSecond), lim.Burst)
+		b = &localBucket{lim: rate.NewLimiter(rate.Limit(lim.PerSecond/float64(share)), max(1, lim.Burst/share)), share: share}
 		r.buckets[caller] = b
 	}
 	r.mu.Unlock()
-	res := b.Reserve()
+	res := b.lim.Reserve()
 	if d := res.Delay(); d > 0 {
 		res.Cancel()
 		return &rateLimitError{caller: caller, limit: lim, delay: d}

@@ -45,6 +45,7 @@ type Metrics struct {
 	rateLimited     *prometheus.CounterVec
 	shed            *prometheus.CounterVec
 	refusedStreams  *prometheus.CounterVec
+	rateFallbacks   prometheus.Counter
 
 	heygenRequests *prometheus.CounterVec
 	heygenLatency  *prometheus.HistogramVec
@@ -96,6 +97,9 @@ func NewMetrics() *Metrics {
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heygen_grpc_shed_total", Help: "RPCs refused because the gateway was at its bound on RPCs in flight.",
 		}, []string{"grpc_method"}),
+		rateFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heygen_grpc_rate_limit_fallbacks_total", Help: "Rate-limit checks made locally (at the replica's share of the limit) because the fleet's shared store was unreachable.",
+		}),
 		refusedStreams: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heygen_grpc_refused_streams_total", Help: "New streams and connections refused before any handler ran: unauthenticated, or at a bound (streams, open_streams, health_Watch_streams, connections).",
 		}, []string{"reason"}),
@@ -137,7 +141,7 @@ func NewMetrics() *Metrics {
 	age := prometheus.NewDesc("heygen_catalogue_age_seconds", "Age of the serving catalogue snapshot, by resource (absent before the first).",
 		[]string{"resource"}, nil)
 	m.reg.MustRegister(m.rpcStartedTotal, m.rpcHandledTotal, m.rpcSeconds, m.callerRPCs, m.callerHeyGen, m.callerVideos, m.rateLimited, m.shed,
-		m.refusedStreams, m.heygenRequests, m.heygenLatency, m.heygenRetries, m.heygenRefused, m.breakerState,
+		m.refusedStreams, m.rateFallbacks, m.heygenRequests, m.heygenLatency, m.heygenRetries, m.heygenRefused, m.breakerState,
 		m.catalogueItems, m.catalogueRefreshes, m.catalogueReads,
 		&funcCollector{desc: age, collect: m.collectAge},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -250,6 +254,31 @@ func (m *Metrics) videoCreated(caller string) {
 	if m != nil {
 		m.callerVideos.WithLabelValues(caller).Inc()
 	}
+}
+
+func (m *Metrics) rateLimitFallback() {
+	if m != nil {
+		m.rateFallbacks.Inc()
+	}
+}
+
+// WatchFleet exports the fleet's state: whether its shared store is
+// reachable, and its size.
+func (m *Metrics) WatchFleet(f SharedLimiter) {
+	if m == nil || f == nil {
+		return
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "heygen_fleet_store_up", Help: "1 while the fleet's shared store (Redis) is reachable."},
+			func() float64 {
+				if f.Up() {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "heygen_fleet_replicas", Help: "Replicas of the fleet seen alive recently."},
+			func() float64 { return float64(f.Size()) }),
+	)
 }
 
 func (m *Metrics) refusedStream(reason string) {

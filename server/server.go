@@ -53,6 +53,9 @@ type Options struct {
 	Auth *Authenticator
 	// RateLimits are per-caller token buckets; zero values mean unlimited.
 	RateLimits RateLimits
+	// Fleet, when set, is the state the replicas of a fleet share: the
+	// rate limits hold across the fleet, and its health is reported.
+	Fleet SharedLimiter
 	// MaxInFlight bounds concurrent calls to the gateway's own services;
 	// beyond it calls fail fast with RESOURCE_EXHAUSTED (0: unbounded).
 	MaxInFlight int
@@ -158,7 +161,7 @@ func New(opts Options) (*Server, error) {
 	limits := opts.Limits.withDefaults()
 	var rl *rateLimiter
 	if opts.RateLimits.Default.PerSecond > 0 || len(opts.RateLimits.Callers) > 0 {
-		rl = newRateLimiter(opts.RateLimits)
+		rl = newRateLimiter(opts.RateLimits, opts.Fleet, opts.Metrics)
 	}
 	unary, stream := interceptorChain(chainConfig{
 		log:      opts.Logger,
@@ -229,7 +232,7 @@ func New(opts Options) (*Server, error) {
 		threshold: opts.ProbeFailureThreshold,
 		kick:      make(chan struct{}, 1),
 	}
-	s.reporter = &healthReporter{hs: hs, prober: s.prober, catalogue: opts.Catalogue, kick: make(chan struct{}, 1),
+	s.reporter = &healthReporter{hs: hs, prober: s.prober, catalogue: opts.Catalogue, fleet: opts.Fleet, kick: make(chan struct{}, 1),
 		last: map[string]healthpb.HealthCheckResponse_ServingStatus{}}
 	s.prober.changed = s.reporter.update
 	s.reporter.reconcile() // every name starts NOT_SERVING until there is reason to serve

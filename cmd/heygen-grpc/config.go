@@ -72,6 +72,9 @@ type config struct {
 	catalogueMaxItems    int
 	notFoundTTL          time.Duration
 	voiceEngines         []string
+	redisURL             string
+	redisPassword        string
+	redisPasswordFile    string
 	heygenMaxConc        int
 	breakerFailures      int
 	breakerOpenFor       time.Duration
@@ -190,6 +193,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	dur(&c.catalogueTimeout, "catalogue-crawl-timeout", "CATALOGUE_CRAWL_TIMEOUT", catalogue.DefaultCrawlTimeout, "timeout of one whole catalogue crawl")
 	integer(&c.catalogueMaxPages, "catalogue-max-pages", "CATALOGUE_MAX_PAGES", catalogue.DefaultMaxPages, "most pages of one list in one crawl; past it the crawl fails and the last snapshot keeps serving")
 	integer(&c.catalogueMaxItems, "catalogue-max-items", "CATALOGUE_MAX_ITEMS", catalogue.DefaultMaxItems, "most items of one resource in one crawl; past it the crawl fails and the last snapshot keeps serving")
+	str(&c.redisURL, "redis-url", "REDIS_URL", "", "share state with the other replicas through this Redis (redis://host:port[/db], rediss:// for TLS; no password in it): one crawl per refresh for the fleet, fleet-wide rate limits; empty: this replica works alone")
+	str(&c.redisPasswordFile, "redis-password-file", "REDIS_PASSWORD_FILE", "", "read the Redis password from this file (or set REDIS_PASSWORD); never a flag value")
 	var voiceEngines string
 	str(&voiceEngines, "voice-engines", "VOICE_ENGINES", strings.Join(catalogue.DefaultVoiceEngines, ","), "speech engines whose voices the catalogue indexes for ListVoices' engine filter (comma-separated)")
 	dur(&c.notFoundTTL, "catalogue-not-found-ttl", "CATALOGUE_NOT_FOUND_TTL", catalogue.DefaultNotFoundTTL, "how long an id HeyGen does not have is answered NOT_FOUND without asking HeyGen again")
@@ -242,6 +247,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 
 	c.apiKey = strings.TrimSpace(lookup("HEYGEN_API_KEY"))
+	c.redisPassword = lookup("REDIS_PASSWORD")
 	c.maxResponseBytes = int64(maxBytes)
 	var err error
 	if c.rateLimit, err = server.ParseLimit(rateLimit); err != nil {
@@ -279,6 +285,10 @@ func (c *config) validate() error {
 		return configErrorf("-tls-client-ca needs -tls-cert and -tls-key: mutual TLS is TLS first")
 	case c.mtlsIdentity && c.tlsClientCA == "":
 		return configErrorf("-mtls-caller-identity needs -tls-client-ca")
+	case c.redisPassword != "" && c.redisPasswordFile != "":
+		return configErrorf("both REDIS_PASSWORD and -redis-password-file are set: keep only one")
+	case (c.redisPassword != "" || c.redisPasswordFile != "") && c.redisURL == "":
+		return configErrorf("a Redis password is set but -redis-url is not")
 	case c.pprof && c.metricsAddr == "":
 		return configErrorf("-pprof needs -metrics-addr: pprof is served on the metrics port")
 	case c.maxInFlight < 0 || c.heygenMaxConc < 0 || c.breakerFailures < 0:

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/heygen-grpc/heygen-grpc/catalogue"
+	"github.com/heygen-grpc/heygen-grpc/fleet"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
 	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
 	"github.com/heygen-grpc/heygen-grpc/internal/watch"
@@ -156,6 +158,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 
+	var store *fleet.Store
+	if cfg.redisURL != "" {
+		password := cfg.redisPassword
+		if cfg.redisPasswordFile != "" {
+			b, err := os.ReadFile(cfg.redisPasswordFile)
+			if err != nil {
+				return configErrorf("read -redis-password-file: %v", unwrapPathError(err))
+			}
+			password = strings.TrimSpace(string(b))
+		}
+		store, err = fleet.Open(fleet.Options{URL: cfg.redisURL, Password: password, Logger: log})
+		if err != nil {
+			return &configError{msg: err.Error()}
+		}
+		defer func() { _ = store.Close() }()
+		metrics.WatchFleet(store)
+		log.Info("fleet: sharing state with the other replicas through Redis", "replica", store.ID())
+	}
+
 	var cat *catalogue.Set
 	if cfg.catalogue {
 		copts := catalogue.Options{
@@ -171,6 +192,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if metrics != nil {
 			copts.Observer = metrics
 		}
+		if store != nil {
+			copts.Shared = store
+		}
 		cat = catalogue.New(client, copts)
 	}
 	srv, err := server.New(server.Options{
@@ -184,6 +208,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		DefaultTimeout:        cfg.rpcTimeout,
 		Auth:                  auth,
 		RateLimits:            server.RateLimits{Default: cfg.rateLimit, Callers: cfg.rateLimits},
+		Fleet:                 fleetLimiter(store),
 		MaxInFlight:           cfg.maxInFlight,
 		Limits: server.TransportLimits{
 			MaxConnections:       cfg.maxConnections,
@@ -213,6 +238,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stopMetrics()
 	}
 	go srv.RunBackground(bg)
+	if store != nil {
+		go store.Run(bg)
+	}
 	if cat != nil {
 		go cat.Run(bg)
 	}
@@ -253,6 +281,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped", "graceful", graceful, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// fleetLimiter is store as the server's shared limiter, or nil (not a
+// typed nil in an interface) when there is no store.
+func fleetLimiter(store *fleet.Store) server.SharedLimiter {
+	if store == nil {
+		return nil
+	}
+	return store
 }
 
 // budgetRatio maps the flag (0 disables the budget) to heygen's setting
