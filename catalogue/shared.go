@@ -125,8 +125,9 @@ func (c *Cache[T, K, F]) obtain(ctx context.Context, start time.Time) (snap *Sna
 }
 
 // loadShared returns the published snapshot if it is newer than local
-// and still due (younger than a refresh interval), or, with no local
-// snapshot at all, if it is within the maximum staleness.
+// and not yet due for a refresh (younger than a refresh interval and its
+// jitter), or, with no local snapshot at all, if it is within the maximum
+// staleness.
 func (c *Cache[T, K, F]) loadShared(ctx context.Context, local *Snapshot[T, K]) *Snapshot[T, K] {
 	built, payload, err := c.opts.Shared.Load(ctx, c.res.Name)
 	if err != nil {
@@ -139,7 +140,7 @@ func (c *Cache[T, K, F]) loadShared(ctx context.Context, local *Snapshot[T, K]) 
 	switch {
 	case local != nil && !built.After(local.Built):
 		return nil
-	case local != nil && age > c.opts.RefreshInterval:
+	case local != nil && age > c.opts.RefreshInterval+c.opts.RefreshInterval/5:
 		return nil
 	case age > c.opts.MaxStaleness:
 		return nil

@@ -42,7 +42,61 @@ type server struct {
 // when the test ends; if the test failed, the end of its log is shown.
 func startServer(t *testing.T, flags ...string) *server {
 	t.Helper()
+	return startGateway(t, hermeticEnv(), append([]string{"-demo"}, flags...)...)
+}
+
+// startGateway is startServer with the environment and every flag given
+// (no -demo unless in flags).
+func startGateway(t *testing.T, env []string, flags ...string) *server {
+	t.Helper()
 	probe := tool(t, "grpc-health-probe")
+	s := startGatewayNoWait(t, env, flags...)
+	deadline := time.Now().Add(readyTimeout)
+	for s.addr == "" {
+		if rec, ok := s.findLog(func(r logRecord) bool { return r.Msg == "serving heygen.v1.AvatarsService" }); ok {
+			s.addr = rec.Addr
+			break
+		}
+		s.pause(t, deadline, `the JSON log line msg="serving heygen.v1.AvatarsService" (with its addr)`)
+	}
+	for !s.healthy(probe, "") || !s.healthy(probe, "heygen.v1.AvatarsService") {
+		s.pause(t, deadline, "grpc-health-probe to report SERVING for \"\" and heygen.v1.AvatarsService on "+s.addr)
+	}
+	return s
+}
+
+// addrWhenServing waits, polling often, for the serving log line and
+// returns the address.
+func (s *server) addrWhenServing(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for s.addr == "" {
+		if rec, ok := s.findLog(func(r logRecord) bool { return r.Msg == "serving heygen.v1.AvatarsService" }); ok {
+			s.addr = rec.Addr
+			break
+		}
+		if time.Now().After(deadline) || !s.running() {
+			t.Fatalf("no serving log line within %s (running: %v)", readyTimeout, s.running())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return s.addr
+}
+
+// logsAfter returns the records with msg logged after since.
+func (s *server) logsAfter(msg string, since time.Time) []logRecord {
+	var out []logRecord
+	for _, r := range s.logs() {
+		if r.Msg == msg && r.Time.After(since) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// startGatewayNoWait starts the process and returns at once.
+func startGatewayNoWait(t *testing.T, env []string, flags ...string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "server.log")
 	logFile, err := os.Create(logPath)
@@ -51,10 +105,10 @@ func startServer(t *testing.T, flags ...string) *server {
 	}
 	defer func() { _ = logFile.Close() }() // the child has its own copy
 
-	args := append([]string{"-demo", "-addr", "127.0.0.1:0", "-log-format", "json", "-log-level", "info"}, flags...)
+	args := append([]string{"-addr", "127.0.0.1:0", "-log-format", "json", "-log-level", "info"}, flags...)
 	cmd := exec.Command(serverBin, args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = hermeticEnv()
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// If this test process dies without running its cleanups (a panic, a
 	// go test -timeout), the kernel kills the server too.
@@ -76,18 +130,6 @@ func startServer(t *testing.T, flags ...string) *server {
 			t.Logf("server %s log (last %d lines of %s):\n%s", strings.Join(args, " "), logTail, logPath, s.logTail())
 		}
 	})
-
-	deadline := time.Now().Add(readyTimeout)
-	for s.addr == "" {
-		if rec, ok := s.findLog(func(r logRecord) bool { return r.Msg == "serving heygen.v1.AvatarsService" }); ok {
-			s.addr = rec.Addr
-			break
-		}
-		s.pause(t, deadline, `the JSON log line msg="serving heygen.v1.AvatarsService" (with its addr)`)
-	}
-	for !s.healthy(probe, "") || !s.healthy(probe, "heygen.v1.AvatarsService") {
-		s.pause(t, deadline, "grpc-health-probe to report SERVING for \"\" and heygen.v1.AvatarsService on "+s.addr)
-	}
 	return s
 }
 
@@ -143,12 +185,13 @@ func (s *server) stop(t *testing.T) int {
 
 // logRecord is the part of a server JSON log line the tests look at.
 type logRecord struct {
-	Msg     string `json:"msg"`
-	Addr    string `json:"addr"`
-	Caller  string `json:"caller"`
-	Service string `json:"grpc.service"`
-	Method  string `json:"grpc.method"`
-	Code    string `json:"grpc.code"`
+	Time    time.Time `json:"time"`
+	Msg     string    `json:"msg"`
+	Addr    string    `json:"addr"`
+	Caller  string    `json:"caller"`
+	Service string    `json:"grpc.service"`
+	Method  string    `json:"grpc.method"`
+	Code    string    `json:"grpc.code"`
 }
 
 // logs returns the server's JSON log records so far (other lines skipped).
