@@ -6,7 +6,7 @@
 #   ./scripts/fuzz.sh FuzzCheckResponse FuzzDecodePageToken   # only these
 #
 # Targets: the HeyGen envelope decoder and Retry-After parser (./heygen) and
-# the page-token decoder (./server). Their seed corpora are committed under
+# the page-token decoder (./catalogue). Their seed corpora are committed under
 # <pkg>/testdata/fuzz/<FuzzName>/ and also run as ordinary tests under plain
 # `go test ./...`.
 #
@@ -37,14 +37,14 @@ FUZZTIME="${FUZZTIME:-10s}"
 ALL_TARGETS="
 ./heygen FuzzCheckResponse
 ./heygen FuzzParseRetryAfter
-./server FuzzPageTokenRoundTrip
-./server FuzzDecodePageToken
+./catalogue FuzzPageTokenRoundTrip
+./catalogue FuzzDecodePageToken
 "
 
 # Every Fuzz function in the packages must be listed above, so that a new
 # target is not silently left out of CI.
 listed="$(awk 'NF {print $2}' <<<"$ALL_TARGETS" | sort)"
-declared="$(go test -list '^Fuzz' ./heygen ./server | grep '^Fuzz' | sort)"
+declared="$(go test -list '^Fuzz' ./heygen ./catalogue | grep '^Fuzz' | sort)"
 if [[ "$listed" != "$declared" ]]; then
   echo "scripts/fuzz.sh: the target list is out of date." >&2
   echo "listed:   $(tr '\n' ' ' <<<"$listed")" >&2
