@@ -393,6 +393,7 @@ func checkResponseSeeds() []fuzzSeed {
 		envelopeSeed("long_error_array", 500, `{"error":[`+strings.Repeat(`"abc",`, 200)+`"z"]}`),
 		envelopeSeed("long_code_and_param", 400, `{"error":{"code":"`+strings.Repeat("c", 100)+`_not_found","message":"x","param":"`+strings.Repeat("p", 100)+`"}}`),
 		envelopeSeed("control_chars_message", 500, `{"error":{"code":"internal_error","message":"line1\nline2\r\u0000\u001b[31mred\u007f\ttab"}}`),
+		envelopeSeed("control_chars_string_error", 500, `{"error":"a\nb\u001b[31mc"}`),
 		envelopeSeed("c1_control_message", 500, `{"error":{"code":"internal_error","message":"next\u0085line \u009b31mred"}}`),
 		envelopeSeed("raw_control_chars", 500, "{\"error\":[\"a\",\n\t\"b\"]}"),
 		envelopeSeed("unicode_message", 404, `{"error":{"code":"not_found","message":"Аватар не найден — 头像未找到 🙈 \u202eRTL"}}`),
