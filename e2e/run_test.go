@@ -74,6 +74,9 @@ var normalisations = []struct {
 	// does ("999.997147761s"): retry delays (RetryInfo, rate limits) and
 	// timings depend on the clock.
 	{regexp.MustCompile(`\b(?:[0-9]+h)?(?:[0-9]+m)?[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s)\b`), "<duration>"},
+	// When the gateway started (GetUsage's start_time) depends on when the
+	// test ran.
+	{regexp.MustCompile(`("startTime": ")[^"]+"`), `${1}<time>"`},
 	// Trailing blanks: invisible in the rendered README and stripped by
 	// many editors.
 	{regexp.MustCompile(`(?m)[ \t]+$`), ""},

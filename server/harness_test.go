@@ -104,6 +104,12 @@ type setupOptions struct {
 	clock        *fakeClock
 	refresh      time.Duration
 	maxStaleness time.Duration
+	// account is the fake's account (default: its wallet); accountTTL,
+	// lowBalance and adminCallers go to server.Options.
+	account      *fakeheygen.Account
+	accountTTL   time.Duration
+	lowBalance   float64
+	adminCallers []string
 }
 
 // fakeClock is a settable clock for ageing catalogue snapshots.
@@ -138,8 +144,12 @@ func setup(t *testing.T, o setupOptions) *harness {
 		cat = *o.catalogue
 	}
 	inj := faults.New()
+	var account fakeheygen.Account
+	if o.account != nil {
+		account = *o.account
+	}
 	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: canaryKey, Catalogue: cat, Voices: fakeheygen.DemoVoices(),
-		Middleware: inj.Wrap, RenderPending: 50 * time.Millisecond, RenderProcessing: 100 * time.Millisecond})
+		Middleware: inj.Wrap, RenderPending: 50 * time.Millisecond, RenderProcessing: 100 * time.Millisecond, Account: account})
 	if err != nil {
 		t.Fatalf("start fake HeyGen: %v", err)
 	}
@@ -197,6 +207,9 @@ func setup(t *testing.T, o setupOptions) *harness {
 		ProbeFailureThreshold: o.threshold,
 		Limits:                o.limits,
 		DefaultTimeout:        o.defaultTimeout,
+		AccountCacheTTL:       o.accountTTL,
+		LowBalanceThreshold:   o.lowBalance,
+		AdminCallers:          o.adminCallers,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

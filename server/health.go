@@ -45,6 +45,13 @@ const (
 	// alerts: NOT_SERVING when HeyGen rejects the key, or after the
 	// configured number of consecutive probes that could not reach it.
 	UpstreamHealthName = "heygen-grpc.upstream"
+	// CreditHealthName is NOT_SERVING while the HeyGen account's balance,
+	// as last read, is below the low-balance threshold, so an alert can
+	// fire before video creation fails for insufficient credit. SERVING
+	// otherwise: with the threshold at 0, and before the balance is known.
+	// It is never part of readiness: a low balance is for the account's
+	// owners to fix, and taking replicas out would not help.
+	CreditHealthName = "heygen-grpc.credit" //nolint:gosec // G101: a health service name, not a credential
 )
 
 // upstreamState is what the prober has learnt about HeyGen.
@@ -72,6 +79,9 @@ type prober struct {
 	threshold int
 	kick      chan struct{}
 	changed   func() // called after every probe
+	// observed receives the account each successful probe read, so the
+	// probe's call also refreshes GetAccount's cache and the balance.
+	observed func(ctx context.Context, u *heygen.User, start time.Time) *accountReading
 
 	mu       sync.Mutex
 	state    upstreamState
@@ -117,10 +127,14 @@ func (p *prober) probe(ctx context.Context) {
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, p.timeout)
-	_, err := p.client.Users.Me(heygen.WithQueueing(pctx))
+	start := time.Now()
+	u, err := p.client.Users.Me(heygen.WithQueueing(pctx))
 	cancel()
 	if ctx.Err() != nil {
 		return // shutting down
+	}
+	if err == nil && p.observed != nil {
+		p.observed(ctx, u, start)
 	}
 	p.mu.Lock()
 	prev := p.state
@@ -163,6 +177,8 @@ type healthReporter struct {
 	catalogue *catalogue.Set // nil: catalogue off
 	fleet     SharedLimiter  // nil: alone
 	kick      chan struct{}
+	// lowBalance reports the account's low-balance state (nil: never low).
+	lowBalance func() bool
 
 	mu   sync.Mutex
 	last map[string]healthpb.HealthCheckResponse_ServingStatus
@@ -213,6 +229,7 @@ func (h *healthReporter) reconcile() {
 	if h.fleet != nil {
 		want[FleetHealthName] = serving(h.fleet.Up())
 	}
+	want[CreditHealthName] = serving(h.lowBalance == nil || !h.lowBalance())
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for name, st := range want {

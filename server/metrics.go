@@ -59,6 +59,10 @@ type Metrics struct {
 	catalogueRefreshes *prometheus.CounterVec
 	catalogueReads     *prometheus.CounterVec
 
+	accountMu       sync.Mutex
+	accountBalances []accountBalance // the last reading's
+	accountLow      prometheus.Gauge
+
 	// per method: its labels, resolved once
 	methods sync.Map // full method -> *methodLabels
 }
@@ -127,6 +131,9 @@ func NewMetrics() *Metrics {
 		catalogueReads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heygen_catalogue_reads_total", Help: "Answers by source: catalogue-fresh (hit), catalogue-stale, heygen (miss or pass-through).",
 		}, []string{"source"}),
+		accountLow: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "heygen_account_low_balance", Help: "1 while the HeyGen account's balance, as last read, is below -low-balance-threshold; 0 otherwise, and always with the threshold at 0.",
+		}),
 	}
 	for _, s := range []string{"closed", "open", "half-open"} {
 		m.breakerState.WithLabelValues(s).Set(0)
@@ -140,6 +147,10 @@ func NewMetrics() *Metrics {
 	}
 	age := prometheus.NewDesc("heygen_catalogue_age_seconds", "Age of the serving catalogue snapshot, by resource (absent before the first).",
 		[]string{"resource"}, nil)
+	balance := prometheus.NewDesc("heygen_account_balance", "What the HeyGen account can still spend, as last read (by the health probe or GetAccount), by unit: "+
+		"a wallet's balance (usd or credits), a subscription's premium plus add-on credits, usage-based billing's included credits left and dollars left under the spending cap.",
+		[]string{"unit"}, nil)
+	m.reg.MustRegister(m.accountLow, &funcCollector{desc: balance, collect: m.collectBalance})
 	m.reg.MustRegister(m.rpcStartedTotal, m.rpcHandledTotal, m.rpcSeconds, m.callerRPCs, m.callerHeyGen, m.callerVideos, m.rateLimited, m.shed,
 		m.refusedStreams, m.rateFallbacks, m.heygenRequests, m.heygenLatency, m.heygenRetries, m.heygenRefused, m.breakerState,
 		m.catalogueItems, m.catalogueRefreshes, m.catalogueReads,
@@ -163,6 +174,30 @@ func (m *Metrics) collectAge(desc *prometheus.Desc, ch chan<- prometheus.Metric)
 	for res, built := range m.catalogueBuilt {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, time.Since(built).Seconds(), res)
 	}
+}
+
+func (m *Metrics) collectBalance(desc *prometheus.Desc, ch chan<- prometheus.Metric) {
+	m.accountMu.Lock()
+	defer m.accountMu.Unlock()
+	for _, b := range m.accountBalances {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, b.value, b.unit)
+	}
+}
+
+// accountObserved records a reading of the account: it replaces the
+// balances exported (so a unit the account no longer has disappears).
+func (m *Metrics) accountObserved(balances []accountBalance, low bool) {
+	if m == nil {
+		return
+	}
+	m.accountMu.Lock()
+	m.accountBalances = balances
+	m.accountMu.Unlock()
+	v := 0.0
+	if low {
+		v = 1
+	}
+	m.accountLow.Set(v)
 }
 
 // Handler serves the metrics in the Prometheus text format.

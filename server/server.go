@@ -66,6 +66,16 @@ type Options struct {
 	Metrics *Metrics
 	// ServerOptions are appended to the gRPC server's options.
 	ServerOptions []grpc.ServerOption
+	// AccountCacheTTL is how long GetAccount answers from its last reading
+	// of the account (default DefaultAccountCacheTTL).
+	AccountCacheTTL time.Duration
+	// LowBalanceThreshold, when positive, is the balance (in the account's
+	// own unit: dollars or credits) below which the gateway logs a warning,
+	// sets heygen_account_low_balance and reports CreditHealthName
+	// NOT_SERVING. 0 disables the signal.
+	LowBalanceThreshold float64
+	// AdminCallers may ask GetUsage for every caller's usage.
+	AdminCallers []string
 }
 
 // TransportLimits bound the memory any client can make the gateway hold
@@ -135,6 +145,9 @@ type Server struct {
 	limits   TransportLimits
 	conns    *connLimiter
 	usage    *usage
+	account  *accountBook
+	admins   map[string]bool
+	started  time.Time
 }
 
 // New builds the server; it serves nothing until [Server.Serve], and its
@@ -157,6 +170,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.DefaultTimeout <= 0 {
 		opts.DefaultTimeout = 30 * time.Second
+	}
+	if opts.AccountCacheTTL <= 0 {
+		opts.AccountCacheTTL = DefaultAccountCacheTTL
 	}
 	limits := opts.Limits.withDefaults()
 	var rl *rateLimiter
@@ -220,7 +236,14 @@ func New(opts Options) (*Server, error) {
 		limits:  limits,
 		conns:   &connLimiter{max: limits.MaxConnections, metrics: opts.Metrics, log: opts.Logger},
 		usage:   use,
+		admins:  map[string]bool{},
+		started: time.Now(),
 	}
+	for _, name := range opts.AdminCallers {
+		s.admins[name] = true
+	}
+	s.account = &accountBook{client: opts.Client, ttl: opts.AccountCacheTTL, timeout: opts.ProbeTimeout,
+		threshold: max(opts.LowBalanceThreshold, 0), log: opts.Logger, metrics: opts.Metrics}
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health = hs
@@ -231,15 +254,18 @@ func New(opts Options) (*Server, error) {
 		timeout:   opts.ProbeTimeout,
 		threshold: opts.ProbeFailureThreshold,
 		kick:      make(chan struct{}, 1),
+		observed:  s.account.observe,
 	}
 	s.reporter = &healthReporter{hs: hs, prober: s.prober, catalogue: opts.Catalogue, fleet: opts.Fleet, kick: make(chan struct{}, 1),
-		last: map[string]healthpb.HealthCheckResponse_ServingStatus{}}
+		last: map[string]healthpb.HealthCheckResponse_ServingStatus{}, lowBalance: s.account.lowBalance}
 	s.prober.changed = s.reporter.update
+	s.account.changed = s.reporter.update
 	s.reporter.reconcile() // every name starts NOT_SERVING until there is reason to serve
 
 	healthpb.RegisterHealthServer(gs, hs)
 	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{Server: s})
 	heygenv1.RegisterVoicesServiceServer(gs, &voicesServer{Server: s})
+	heygenv1.RegisterAccountServiceServer(gs, &accountServer{Server: s})
 	if opts.Reflection {
 		reflection.Register(gs)
 	}

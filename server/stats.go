@@ -105,10 +105,10 @@ func (h *rpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 		if h.metrics != nil {
 			h.metrics.rpcHandled(st.method, code, s.EndTime.Sub(s.BeginTime), caller)
 		}
-		if service, method := splitMethod(st.method); !isOpenService(service) {
+		if service, _ := splitMethod(st.method); !isOpenService(service) {
 			// GetUsage and the per-caller metrics count the same calls.
 			attempts := st.heygen.Attempts()
-			h.usage.rpc(caller, method, code, attempts)
+			h.usage.rpc(caller, st.method, code, attempts)
 			h.metrics.callerUsed(callerOrUnauthenticated(caller), attempts)
 		}
 		if !st.seen.Load() && code != codes.OK && h.unseen.allow() {

@@ -53,6 +53,9 @@ const (
 	// ReasonCatalogueStale: the catalogue is past its maximum staleness and
 	// no HeyGen error explains why.
 	ReasonCatalogueStale = "CATALOGUE_STALE"
+	// ReasonCallerNotAdmin: the caller asked for every caller's usage but
+	// is not in the gateway's admin list.
+	ReasonCallerNotAdmin = "CALLER_NOT_ADMIN"
 )
 
 // reasonOf maps each HeyGen failure kind to its gRPC code and ErrorInfo
@@ -149,6 +152,7 @@ func statusOf(err error) *status.Status {
 		rateErr  *rateLimitError
 		loadErr  *overloadError
 		limErr   *heygen.LimitError
+		adminErr *notAdminError
 	)
 	switch {
 	case errors.As(err, &reqErr):
@@ -171,6 +175,9 @@ func statusOf(err error) *status.Status {
 				Subject: rateErr.caller, Description: fmt.Sprintf("%g requests per second, burst %d", rateErr.limit.PerSecond, rateErr.limit.Burst),
 			}}},
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(rateErr.delay)})
+	case errors.As(err, &adminErr):
+		return withDetails(status.New(codes.PermissionDenied, adminErr.Error()),
+			gatewayInfo(ReasonCallerNotAdmin, map[string]string{"caller": adminErr.caller}))
 	case errors.As(err, &loadErr):
 		return withDetails(status.New(codes.ResourceExhausted, loadErr.Error()), gatewayInfo(ReasonOverloaded, nil))
 	case errors.As(err, &limErr) && limErr.Reason == heygen.LimitCircuitOpen:

@@ -32,7 +32,7 @@ type callerUsage struct {
 }
 
 type rpcKey struct {
-	Method string
+	Method string // full: /service/method (only registered methods reach the stats handler's End)
 	Code   codes.Code
 }
 
@@ -57,7 +57,8 @@ func (u *usage) of(caller string) *callerUsage {
 	return c
 }
 
-// rpc counts one finished RPC and the HeyGen requests it made.
+// rpc counts one finished RPC of a full method name and the HeyGen
+// requests it made.
 func (u *usage) rpc(caller, method string, code codes.Code, heygenRequests int64) {
 	if u == nil {
 		return

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
 	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
@@ -82,6 +84,11 @@ type config struct {
 	metricsAddr          string
 	pprof                bool
 	otlpEndpoint         string
+
+	accountCacheTTL     time.Duration
+	lowBalanceThreshold float64
+	adminCallers        []string
+	demoBillingType     string
 }
 
 // configError is a bad setting: the binary prints it on one line and exits 2.
@@ -223,6 +230,11 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	str(&c.metricsAddr, "metrics-addr", "METRICS_ADDR", "", "serve Prometheus metrics on this address at /metrics (e.g. 127.0.0.1:9090); empty disables")
 	boolean(&c.pprof, "pprof", "PPROF_ENABLED", false, "serve net/http/pprof on the metrics address")
 	str(&c.otlpEndpoint, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "export OpenTelemetry traces over OTLP/gRPC to this endpoint (host:port or URL); empty disables tracing")
+	dur(&c.accountCacheTTL, "account-cache-ttl", "ACCOUNT_CACHE_TTL", server.DefaultAccountCacheTTL, "how long GetAccount answers from its last reading of the account (the health probe also refreshes it)")
+	var lowBalance, adminCallers string
+	str(&lowBalance, "low-balance-threshold", "LOW_BALANCE_THRESHOLD", "0", "warn, set heygen_account_low_balance and report heygen-grpc.credit NOT_SERVING when the account's balance is below this, in its own unit (dollars or credits); 0 disables")
+	str(&adminCallers, "admin-callers", "ADMIN_CALLERS", "", "callers (comma-separated names) that may ask GetUsage for every caller's usage")
+	str(&c.demoBillingType, "demo-billing-type", "DEMO_BILLING_TYPE", fakeheygen.BillingWallet, "the demo account's billing: wallet, subscription or usage_based")
 	dur(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long graceful stop waits for calls in flight before cancelling them")
 
 	if err := fs.Parse(args); err != nil {
@@ -259,6 +271,13 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if c.retryBudget, err = strconv.ParseFloat(budget, 64); err != nil || c.retryBudget < 0 || c.retryBudget > 1 {
 		return nil, configErrorf("invalid -heygen-retry-budget %q: want a fraction between 0 and 1", budget)
 	}
+	if c.lowBalanceThreshold, err = strconv.ParseFloat(strings.TrimSpace(lowBalance), 64); err != nil || c.lowBalanceThreshold < 0 ||
+		math.IsInf(c.lowBalanceThreshold, 0) || math.IsNaN(c.lowBalanceThreshold) {
+		return nil, configErrorf("invalid -low-balance-threshold %q: want a number of dollars or credits, 0 or more (0 disables)", lowBalance)
+	}
+	if c.adminCallers, err = server.ParseAdminCallers(adminCallers); err != nil {
+		return nil, configErrorf("invalid -admin-callers: %v", err)
+	}
 	for _, e := range strings.Split(voiceEngines, ",") {
 		if e = strings.TrimSpace(e); e != "" {
 			if !engineName.MatchString(e) {
@@ -291,6 +310,8 @@ func (c *config) validate() error {
 		return configErrorf("a Redis password is set but -redis-url is not")
 	case c.pprof && c.metricsAddr == "":
 		return configErrorf("-pprof needs -metrics-addr: pprof is served on the metrics port")
+	case c.demoBillingType != fakeheygen.BillingWallet && c.demoBillingType != fakeheygen.BillingSubscription && c.demoBillingType != fakeheygen.BillingUsageBased:
+		return configErrorf("invalid -demo-billing-type %q: want wallet, subscription or usage_based", c.demoBillingType)
 	case c.maxInFlight < 0 || c.heygenMaxConc < 0 || c.breakerFailures < 0:
 		return configErrorf("-max-in-flight, -heygen-max-concurrent and -heygen-breaker-failures must not be negative")
 	}
@@ -333,6 +354,7 @@ func (c *config) validate() error {
 		{"-catalogue-refresh-interval", c.catalogueRefresh}, {"-catalogue-max-staleness", c.catalogueMaxAge},
 		{"-catalogue-crawl-timeout", c.catalogueTimeout}, {"-reload-interval", c.reloadInterval},
 		{"-heygen-breaker-open-for", c.breakerOpenFor}, {"-catalogue-not-found-ttl", c.notFoundTTL},
+		{"-account-cache-ttl", c.accountCacheTTL},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {

@@ -78,14 +78,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if cfg.demo {
 		fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: demoAPIKey, Catalogue: fakeheygen.DemoCatalogue(),
-			Voices: fakeheygen.DemoVoices(), Videos: fakeheygen.DemoVideos()})
+			Voices: fakeheygen.DemoVoices(), Videos: fakeheygen.DemoVideos(), Account: fakeheygen.DemoAccount(cfg.demoBillingType)})
 		if err != nil {
 			return fmt.Errorf("start the demo HeyGen: %w", err)
 		}
 		defer func() { _ = fake.Close() }()
 		apiKey, baseURL = demoAPIKey, fake.URL()
 		log.Info("demo mode: serving a built-in fake HeyGen with a sample catalogue; HEYGEN_API_KEY and HEYGEN_BASE_URL are ignored",
-			"fake_heygen_url", baseURL)
+			"fake_heygen_url", baseURL, "billing_type", cfg.demoBillingType)
 	}
 
 	bg, stopBackground := context.WithCancel(ctx)
@@ -218,8 +218,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			MaxHeaderBytes:       uint32(cfg.maxHeaderBytes), //nolint:gosec // G115: validated positive and small
 			MaxRecvMsgBytes:      cfg.maxRecvMsgBytes,
 		},
-		Metrics:       metrics,
-		ServerOptions: serverOpts,
+		Metrics:             metrics,
+		ServerOptions:       serverOpts,
+		AccountCacheTTL:     cfg.accountCacheTTL,
+		LowBalanceThreshold: cfg.lowBalanceThreshold,
+		AdminCallers:        cfg.adminCallers,
 	})
 	if err != nil {
 		return err

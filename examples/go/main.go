@@ -1,5 +1,6 @@
-// Command example is a small Go client of heygen.v1.AvatarsService, built on
-// the generated code in gen/. It shows the calls a real caller makes:
+// Command example is a small Go client of heygen.v1.AvatarsService and
+// VoicesService, built on the generated code in gen/. It shows the calls a
+// real caller makes:
 //
 //   - a client retry interceptor (go-grpc-middleware) that retries
 //     UNAVAILABLE only, with exponential backoff and jitter; every other
@@ -7,7 +8,8 @@
 //   - a deadline on every call;
 //   - ListAvatars with a filter (studio avatars), following next_page_token;
 //   - GetAvatar by id;
-//   - the status code and google.rpc.ErrorInfo reason of failed calls.
+//   - the status code and google.rpc.ErrorInfo reason of failed calls;
+//   - ListVoices with filters (language and gender).
 //
 // It checks what it gets and exits 1 on anything unexpected, so CI can run
 // it against the demo server (go test -tags e2e ./e2e):
@@ -94,7 +96,35 @@ func run(addr string) error {
 	if err := expectError(client, "no_such_avatar", codes.NotFound, "HEYGEN_NOT_FOUND", "api.heygen.com", false); err != nil {
 		return err
 	}
-	return expectError(client, "../x", codes.InvalidArgument, "INVALID_REQUEST", "heygen-grpc.gateway", true)
+	if err := expectError(client, "../x", codes.InvalidArgument, "INVALID_REQUEST", "heygen-grpc.gateway", true); err != nil {
+		return err
+	}
+	return listVoices(heygenv1.NewVoicesServiceClient(conn))
+}
+
+// listVoices reads one page of English female voices.
+func listVoices(client heygenv1.VoicesServiceClient) error {
+	req := &heygenv1.ListVoicesRequest{PageSize: pageSize, Language: "English", Gender: "female"}
+	fmt.Printf("ListVoices language=%s gender=%s page_size=%d\n", req.GetLanguage(), req.GetGender(), pageSize)
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	resp, err := client.ListVoices(ctx, req)
+	if err != nil {
+		return fmt.Errorf("ListVoices: %s", describe(err))
+	}
+	if n := len(resp.GetVoices()); n != pageSize {
+		return fmt.Errorf("ListVoices: %d voices, want %d", n, pageSize)
+	}
+	for _, v := range resp.GetVoices() {
+		if v.GetLanguage() != "English" || v.GetGender() != "female" {
+			return fmt.Errorf("ListVoices: %s is %s %s despite the filters", v.GetId(), v.GetLanguage(), v.GetGender())
+		}
+		fmt.Printf("    %-34s %s\n", v.GetId(), v.GetName())
+	}
+	if resp.GetNextPageToken() == "" {
+		return errors.New("ListVoices: no next_page_token, but the demo has more English female voices")
+	}
+	return nil
 }
 
 // listStudioAvatars reads `pages` pages of studio avatars and returns the

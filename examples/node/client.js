@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// A small Node.js client of heygen.v1.AvatarsService, with @grpc/grpc-js and
-// @grpc/proto-loader loading proto/heygen/v1/avatars.proto at run time.
+// A small Node.js client of heygen.v1.AvatarsService and VoicesService, with
+// @grpc/grpc-js and @grpc/proto-loader loading proto/heygen/v1/avatars.proto
+// and voices.proto at run time.
 //
 // It lists studio avatars (a filter), follows next_page_token twice, gets one
-// avatar by id, and for two bad ids prints the status code name and the
+// avatar by id, for two bad ids prints the status code name and the
 // google.rpc.ErrorInfo reason decoded from the grpc-status-details-bin
-// trailer. Every call has a deadline. It checks what it gets and exits 1 on
+// trailer, and lists a page of voices (filtered by language and gender). Every call has a deadline. It checks what it gets and exits 1 on
 // anything unexpected, so CI can run it against the demo server.
 //
 //   npm ci && HEYGEN_GRPC_ADDR=localhost:50051 node client.js
@@ -26,14 +27,17 @@ const PROTO_ROOT = path.join(__dirname, '..', '..', 'proto');
 // google/protobuf/timestamp.proto (imported by avatars.proto) is not on disk:
 // protobufjs, under proto-loader, ships the well-known types and resolves them
 // offline.
-const packageDefinition = protoLoader.loadSync(path.join(PROTO_ROOT, 'heygen', 'v1', 'avatars.proto'), {
+const packageDefinition = protoLoader.loadSync(
+  ['avatars.proto', 'voices.proto'].map((f) => path.join(PROTO_ROOT, 'heygen', 'v1', f)),
+  {
   includeDirs: [PROTO_ROOT],
-  keepCase: true, // field names as in the .proto (avatar_type, next_page_token)
-  enums: String, // enum values by name
-  longs: String,
-  defaults: false,
-  oneofs: true,
-});
+    keepCase: true, // field names as in the .proto (avatar_type, next_page_token)
+    enums: String, // enum values by name
+    longs: String,
+    defaults: false,
+    oneofs: true,
+  },
+);
 const heygenv1 = grpc.loadPackageDefinition(packageDefinition).heygen.v1;
 
 // google.rpc.Status and its details, for the grpc-status-details-bin trailer.
@@ -58,7 +62,7 @@ const detailTypes = {
 const serviceConfig = {
   methodConfig: [
     {
-      name: [{ service: 'heygen.v1.AvatarsService' }],
+      name: [{ service: 'heygen.v1.AvatarsService' }, { service: 'heygen.v1.VoicesService' }],
       retryPolicy: {
         maxAttempts: 5,
         initialBackoff: '0.1s',
@@ -176,21 +180,45 @@ async function expectError(client, id, wantCode, wantReason, wantDomain, wantBad
   expect(!wantBadRequest || fields !== '', `GetAvatar ${JSON.stringify(id)}: no google.rpc.BadRequest field violation`);
 }
 
+// listVoices reads one page of English female voices (catalogue filters).
+async function listVoices(client) {
+  const request = { page_size: PAGE_SIZE, language: 'English', gender: 'female' };
+  console.log(`ListVoices language=${request.language} gender=${request.gender} page_size=${PAGE_SIZE}`);
+  let resp;
+  try {
+    resp = await call(client, 'ListVoices', request);
+  } catch (err) {
+    throw new Unexpected(`ListVoices: ${describe(err)}`);
+  }
+  const voices = resp.voices || [];
+  expect(voices.length === PAGE_SIZE, `ListVoices: ${voices.length} voices, want ${PAGE_SIZE}`);
+  for (const v of voices) {
+    expect(v.language === 'English' && v.gender === 'female', `ListVoices: ${v.id} is ${v.language} ${v.gender} despite the filters`);
+    console.log(`    ${v.id.padEnd(34)} ${v.name}`);
+  }
+  expect(resp.next_page_token, 'ListVoices: no next_page_token, but the demo has more English female voices');
+}
+
 async function main() {
   // Plain text for the local demo server; grpc.credentials.createSsl() (or a
   // mesh's mTLS) anywhere else.
-  const client = new heygenv1.AvatarsService(ADDR, grpc.credentials.createInsecure(), {
+  const options = {
     'grpc.service_config': JSON.stringify(serviceConfig),
     'grpc.enable_retries': 1,
-  });
+  };
+  const client = new heygenv1.AvatarsService(ADDR, grpc.credentials.createInsecure(), options);
+  // Same target and options: grpc-js shares the connection between the two.
+  const voices = new heygenv1.VoicesService(ADDR, grpc.credentials.createInsecure(), options);
   console.log(`connected to ${ADDR}`);
   try {
     const id = await listStudioAvatars(client);
     await getAvatar(client, id);
     await expectError(client, 'no_such_avatar', grpc.status.NOT_FOUND, 'HEYGEN_NOT_FOUND', 'api.heygen.com', false);
     await expectError(client, '../x', grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST', 'heygen-grpc.gateway', true);
+    await listVoices(voices);
   } finally {
     client.close();
+    voices.close();
   }
   console.log('OK: all checks passed');
 }

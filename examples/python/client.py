@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A small Python client of heygen.v1.AvatarsService.
+"""A small Python client of heygen.v1.AvatarsService and VoicesService.
 
 It runs on Debian's python3-grpcio and python3-protobuf, with stubs that
 Debian's protoc generates from proto/ (see examples/README.md):
@@ -12,7 +12,8 @@ Debian's protoc generates from proto/ (see examples/README.md):
   - GetAvatar by id;
   - for two bad ids, the status code and the google.rpc.ErrorInfo,
     BadRequest and RetryInfo details decoded from the
-    grpc-status-details-bin trailer.
+    grpc-status-details-bin trailer;
+  - ListVoices with filters (language and gender).
 
 It checks what it gets and exits 1 on anything unexpected, so the
 end-to-end test can run it against the demo server:
@@ -33,7 +34,7 @@ try:
     import grpc
     from google.rpc import status_pb2
     from google.rpc.error_details_pb2 import BadRequest, ErrorInfo, RetryInfo
-    from heygen.v1 import avatars_pb2, avatars_pb2_grpc
+    from heygen.v1 import avatars_pb2, avatars_pb2_grpc, voices_pb2, voices_pb2_grpc
 except ImportError as e:
     sys.exit(
         f"FAIL: {e}: run with Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf) "
@@ -51,7 +52,7 @@ PAGES = 3  # so next_page_token is followed PAGES-1 times
 SERVICE_CONFIG = {
     "methodConfig": [
         {
-            "name": [{"service": "heygen.v1.AvatarsService"}],
+            "name": [{"service": "heygen.v1.AvatarsService"}, {"service": "heygen.v1.VoicesService"}],
             "retryPolicy": {
                 "maxAttempts": 5,
                 "initialBackoff": "0.1s",
@@ -74,14 +75,16 @@ def expect(cond, message):
 
 
 class Client:
-    """Calls AvatarsService with the token and a deadline on every call."""
+    """Calls AvatarsService and VoicesService with the token and a deadline
+    on every call."""
 
     def __init__(self, channel, token):
         self.stub = avatars_pb2_grpc.AvatarsServiceStub(channel)
+        self.voices = voices_pb2_grpc.VoicesServiceStub(channel)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
-    def call(self, method, request):
-        return getattr(self.stub, method)(request, timeout=CALL_TIMEOUT, metadata=self.metadata)
+    def call(self, method, request, stub=None):
+        return getattr(stub or self.stub, method)(request, timeout=CALL_TIMEOUT, metadata=self.metadata)
 
 
 def status_details(err):
@@ -184,6 +187,24 @@ def expect_error(client, avatar_id, code, reason, domain, bad_request):
     raise Unexpected(f"GetAvatar {shown} succeeded, want {code.name}")
 
 
+def list_voices(client):
+    """Reads one page of English female voices."""
+    request = voices_pb2.ListVoicesRequest(page_size=PAGE_SIZE, language="English", gender="female")
+    print(f"ListVoices language={request.language} gender={request.gender} page_size={PAGE_SIZE}")
+    try:
+        resp = client.call("ListVoices", request, stub=client.voices)
+    except grpc.RpcError as err:
+        raise Unexpected(f"ListVoices: {describe(err)}: {err.details()}") from None
+    expect(len(resp.voices) == PAGE_SIZE, f"ListVoices: {len(resp.voices)} voices, want {PAGE_SIZE}")
+    for v in resp.voices:
+        expect(
+            (v.language, v.gender) == ("English", "female"),
+            f"ListVoices: {v.id} is {v.language} {v.gender} despite the filters",
+        )
+        print(f"    {v.id:<34} {v.name}")
+    expect(resp.next_page_token, "ListVoices: no next_page_token, but the demo has more English female voices")
+
+
 def main():
     # One line at a time, so that a FAIL line on stderr comes after what was
     # printed before it when both go to one pipe.
@@ -205,6 +226,7 @@ def main():
         get_avatar(client, first)
         expect_error(client, "no_such_avatar", grpc.StatusCode.NOT_FOUND, "HEYGEN_NOT_FOUND", "api.heygen.com", False)
         expect_error(client, "../x", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST", "heygen-grpc.gateway", True)
+        list_voices(client)
     print("OK: all checks passed")
 
 
