@@ -125,11 +125,14 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
+	outer := t // the fourth gateway outlives its subtest
 	t.Run("a cold gateway answers from the shared snapshot", func(t *testing.T) {
 		before := f.lists()
 		start := time.Now()
-		g := startGatewayNoWait(t, f.env, f.flags...)
-		c := dial(t, g.addrWhenServing(t))
+		g := startGatewayNoWait(outer, f.env, f.flags...)
+		c := dial(outer, g.addrWhenServing(t))
+		gws = append(gws, g) // it is part of the fleet from now on
+		conns = append(conns, c)
 		for f.call(c) != nil {
 			if time.Since(start) > 10*time.Second {
 				t.Fatal("the fourth gateway did not answer within 10 s")
@@ -152,7 +155,7 @@ func TestFleet(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				err := f.call(conns[i%3])
+				err := f.call(conns[i%len(conns)])
 				switch status.Code(err) {
 				case codes.OK:
 					ok.Add(1)
@@ -169,9 +172,47 @@ func TestFleet(t *testing.T) {
 	t.Run("a caller's limit holds across the fleet", func(t *testing.T) {
 		time.Sleep(1100 * time.Millisecond) // a full bucket
 		got := limited(t, 30)
-		t.Logf("a caller limited to 10/s (burst 10) sent 30 calls over 3 gateways: %d got through", got)
+		t.Logf("a caller limited to 10/s (burst 10) sent 30 calls over %d gateways: %d got through", len(conns), got)
 		if got < 10 || got > 14 {
 			t.Fatalf("%d of 30 calls got through a fleet-wide limit of 10 (burst 10), want about 10", got)
+		}
+	})
+
+	t.Run("usage and the account are the fleet's", func(t *testing.T) {
+		time.Sleep(2500 * time.Millisecond) // every replica has added its counts
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+f.token)
+		var total int64
+		for i, c := range conns {
+			resp, err := heygenv1.NewAccountServiceClient(c).GetUsage(ctx, &heygenv1.GetUsageRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !resp.GetFleet() || len(resp.GetCallers()) != 1 {
+				t.Fatalf("gateway %d: GetUsage fleet=%v callers=%d, want the fleet's counts of one caller", i, resp.GetFleet(), len(resp.GetCallers()))
+			}
+			var n int64
+			for _, m := range resp.GetCallers()[0].GetRpcs() {
+				if m.GetMethod() == "ListAvatars" {
+					n += m.GetCount()
+				}
+			}
+			if i > 0 && n != total {
+				t.Fatalf("gateway %d counts %d ListAvatars calls of batch, gateway 0 counted %d: not the same fleet totals", i, n, total)
+			}
+			total = n
+		}
+		// 30 calls spread over three gateways, plus the first test's.
+		if total < 30 {
+			t.Fatalf("the fleet counted %d ListAvatars calls of batch, want at least the 30 sent over all three gateways", total)
+		}
+		before := f.fake.CountPath("/v3/users/me")
+		for _, c := range conns {
+			if _, err := heygenv1.NewAccountServiceClient(c).GetAccount(ctx, &heygenv1.GetAccountRequest{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := f.fake.CountPath("/v3/users/me") - before; n > 1 {
+			t.Fatalf("GetAccount on three gateways made %d requests to HeyGen, want at most 1: the reading is shared", n)
 		}
 	})
 
@@ -214,8 +255,8 @@ func TestFleet(t *testing.T) {
 		t.Logf("during the outage: %d catalogue calls served, %d failed", served.Load(), failed.Load())
 		time.Sleep(1100 * time.Millisecond) // full local buckets
 		got := limited(t, 30)
-		t.Logf("with Redis down, 30 calls of the 10/s caller over 3 gateways: %d got through (each gateway enforces a third of the limit)", got)
-		if got < 9 || got > 15 {
+		t.Logf("with Redis down, 30 calls of the 10/s caller over the %d gateways: %d got through (each gateway enforces its share of the limit)", len(conns), got)
+		if got < 8 || got > 15 {
 			t.Fatalf("with Redis down %d of 30 calls got through, want about 10 (the documented local share)", got)
 		}
 		f.redis.Restart(t)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -72,13 +73,13 @@ func (s *accountServer) GetUsage(ctx context.Context, req *heygenv1.GetUsageRequ
 	if req.GetAllCallers() && !s.admins[caller] {
 		return nil, &notAdminError{caller: caller}
 	}
-	counts := s.usage.counts(req.GetAllCallers(), caller)
+	counts, fleet := s.usage.fleetCounts(ctx, req.GetAllCallers(), caller)
 	if !slices.ContainsFunc(counts, func(c callerCounts) bool { return c.Caller == caller }) {
 		// A caller asking before any counted call still learns its name and its zeros.
 		counts = append(counts, callerCounts{Caller: caller})
 		slices.SortFunc(counts, func(a, b callerCounts) int { return strings.Compare(a.Caller, b.Caller) })
 	}
-	resp := &heygenv1.GetUsageResponse{StartTime: timestamppb.New(s.started)}
+	resp := &heygenv1.GetUsageResponse{StartTime: timestamppb.New(s.started), Fleet: fleet}
 	for _, c := range counts {
 		cu := &heygenv1.CallerUsage{Caller: c.Caller, HeygenRequests: c.HeyGenRequests, VideosCreated: c.VideosCreated}
 		for k, n := range c.RPCs {
@@ -152,6 +153,7 @@ type accountBook struct {
 	log       *slog.Logger
 	metrics   *Metrics // may be nil
 	changed   func()   // the low-balance state changed: recompute health
+	shared    SharedStore // nil: alone; else the fleet shares the last reading
 
 	flight singleflight.Group
 
@@ -168,6 +170,9 @@ func (b *accountBook) get(ctx context.Context) (r *accountReading, fetched bool,
 	b.mu.Unlock()
 	if last != nil && time.Since(last.at) < b.ttl {
 		return last, false, nil
+	}
+	if r := b.loadShared(ctx); r != nil {
+		return r, false, nil
 	}
 	// The fetch outlives any one caller (others may be waiting for it),
 	// so it runs on a context of its own, keeping the first caller's
@@ -198,6 +203,49 @@ func (b *accountBook) get(ctx context.Context) (r *accountReading, fetched bool,
 // threshold. It returns the reading now current (a newer one may already
 // be).
 func (b *accountBook) observe(ctx context.Context, u *heygen.User, start time.Time) *accountReading {
+	b.share(ctx, u, start)
+	return b.record(ctx, u, start)
+}
+
+// sharedAccount is the account's last reading as the fleet shares it.
+type sharedAccount struct {
+	At   time.Time    `json:"at"`
+	User *heygen.User `json:"user"`
+}
+
+// sharedAccountName names the reading in the fleet's store.
+const sharedAccountName = "account"
+
+// share gives the fleet a reading, so no other replica asks HeyGen for
+// the account within the TTL.
+func (b *accountBook) share(ctx context.Context, u *heygen.User, at time.Time) {
+	if b.shared == nil || !b.shared.Up() {
+		return
+	}
+	if v, err := json.Marshal(sharedAccount{At: at, User: u}); err == nil {
+		_ = b.shared.SetValue(ctx, sharedAccountName, v, b.ttl) // best effort: each replica can read HeyGen itself
+	}
+}
+
+// loadShared returns a reading the fleet shared within the TTL, or nil.
+func (b *accountBook) loadShared(ctx context.Context) *accountReading {
+	if b.shared == nil || !b.shared.Up() {
+		return nil
+	}
+	v, found, err := b.shared.GetValue(ctx, sharedAccountName)
+	if err != nil || !found {
+		return nil
+	}
+	var sa sharedAccount
+	if json.Unmarshal(v, &sa) != nil || sa.User == nil || time.Since(sa.At) >= b.ttl {
+		return nil
+	}
+	return b.record(ctx, sa.User, sa.At)
+}
+
+// record makes u, read at start, the current reading (unless a newer one
+// is), updates the metrics and the low-balance state.
+func (b *accountBook) record(ctx context.Context, u *heygen.User, start time.Time) *accountReading {
 	r := readingOf(u, start)
 	b.mu.Lock()
 	if b.last != nil && b.last.at.After(r.at) {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,7 +148,8 @@ func (r *rateLimiter) allow(ctx context.Context, caller string) error {
 		if len(r.buckets) >= maxBuckets {
 			clear(r.buckets)
 		}
-		b = &localBucket{lim: rate.NewLimiter(rate.Limit(lim.PerSecond/float64(share)), max(1, lim.Burst/share)), share: share}
+		burst := max(1, int(math.Round(float64(lim.Burst)/float64(share))))
+		b = &localBucket{lim: rate.NewLimiter(rate.Limit(lim.PerSecond/float64(share)), burst), share: share}
 		r.buckets[caller] = b
 	}
 	r.mu.Unlock()

@@ -54,8 +54,9 @@ type Options struct {
 	// RateLimits are per-caller token buckets; zero values mean unlimited.
 	RateLimits RateLimits
 	// Fleet, when set, is the state the replicas of a fleet share: the
-	// rate limits hold across the fleet, and its health is reported.
-	Fleet SharedLimiter
+	// rate limits hold across the fleet, usage counts and the account's
+	// last reading are the fleet's, and the store's health is reported.
+	Fleet SharedStore
 	// MaxInFlight bounds concurrent calls to the gateway's own services;
 	// beyond it calls fail fast with RESOURCE_EXHAUSTED (0: unbounded).
 	MaxInFlight int
@@ -187,6 +188,7 @@ func New(opts Options) (*Server, error) {
 		metrics:  opts.Metrics,
 	})
 	use := newUsage()
+	use.shared = opts.Fleet
 	adm := &admission{
 		auth:           opts.Auth,
 		maxStreams:     int64(limits.MaxStreams),
@@ -243,7 +245,7 @@ func New(opts Options) (*Server, error) {
 		s.admins[name] = true
 	}
 	s.account = &accountBook{client: opts.Client, ttl: opts.AccountCacheTTL, timeout: opts.ProbeTimeout,
-		threshold: max(opts.LowBalanceThreshold, 0), log: opts.Logger, metrics: opts.Metrics}
+		threshold: max(opts.LowBalanceThreshold, 0), log: opts.Logger, metrics: opts.Metrics, shared: opts.Fleet}
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health = hs
@@ -292,6 +294,7 @@ func (s *Server) RunBackground(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.prober.run(ctx) })
 	wg.Go(func() { s.reporter.run(ctx) })
+	wg.Go(func() { s.usage.flushUsage(ctx) })
 	wg.Wait()
 }
 

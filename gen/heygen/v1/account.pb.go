@@ -823,7 +823,12 @@ type GetUsageResponse struct {
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// One entry per caller, ordered by name: the calling caller's (present
 	// even when it has made no counted call yet), or every caller's.
-	Callers       []*CallerUsage `protobuf:"bytes,2,rep,name=callers,proto3" json:"callers,omitempty"`
+	Callers []*CallerUsage `protobuf:"bytes,2,rep,name=callers,proto3" json:"callers,omitempty"`
+	// Whether the counts are the whole fleet's: the replicas share a store
+	// (-redis-url) and it answered. false: this replica's alone, since
+	// start_time (no shared store, or it is unreachable right now). Fleet
+	// counts cover every replica's calls since the store first saw them.
+	Fleet         bool `protobuf:"varint,3,opt,name=fleet,proto3" json:"fleet,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -870,6 +875,13 @@ func (x *GetUsageResponse) GetCallers() []*CallerUsage {
 		return x.Callers
 	}
 	return nil
+}
+
+func (x *GetUsageResponse) GetFleet() bool {
+	if x != nil {
+		return x.Fleet
+	}
+	return false
 }
 
 // CallerUsage is one caller's counts.
@@ -1078,11 +1090,12 @@ const file_heygen_v1_account_proto_rawDesc = "" +
 	"\aaccount\x18\x01 \x01(\v2\x12.heygen.v1.AccountR\aaccount\"2\n" +
 	"\x0fGetUsageRequest\x12\x1f\n" +
 	"\vall_callers\x18\x01 \x01(\bR\n" +
-	"allCallers\"\x7f\n" +
+	"allCallers\"\x95\x01\n" +
 	"\x10GetUsageResponse\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x120\n" +
-	"\acallers\x18\x02 \x03(\v2\x16.heygen.v1.CallerUsageR\acallers\"\xa1\x01\n" +
+	"\acallers\x18\x02 \x03(\v2\x16.heygen.v1.CallerUsageR\acallers\x12\x14\n" +
+	"\x05fleet\x18\x03 \x01(\bR\x05fleet\"\xa1\x01\n" +
 	"\vCallerUsage\x12\x16\n" +
 	"\x06caller\x18\x01 \x01(\tR\x06caller\x12*\n" +
 	"\x04rpcs\x18\x02 \x03(\v2\x16.heygen.v1.MethodUsageR\x04rpcs\x12'\n" +
