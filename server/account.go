@@ -151,8 +151,8 @@ type accountBook struct {
 	timeout   time.Duration // of one fetch made for callers
 	threshold float64       // 0: no low-balance signal
 	log       *slog.Logger
-	metrics   *Metrics // may be nil
-	changed   func()   // the low-balance state changed: recompute health
+	metrics   *Metrics    // may be nil
+	changed   func()      // the low-balance state changed: recompute health
 	shared    SharedStore // nil: alone; else the fleet shares the last reading
 
 	flight singleflight.Group

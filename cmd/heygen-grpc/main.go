@@ -286,9 +286,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// fleetLimiter is store as the server's shared limiter, or nil (not a
+// fleetLimiter is store as the server's shared store, or nil (not a
 // typed nil in an interface) when there is no store.
-func fleetLimiter(store *fleet.Store) server.SharedLimiter {
+func fleetLimiter(store *fleet.Store) server.SharedStore {
 	if store == nil {
 		return nil
 	}
