@@ -26,6 +26,7 @@ const (
 	metricsPort     = 9090
 	nonRootID       = 65532
 	avatarsService  = "heygen.v1.AvatarsService"
+	readyService    = "heygen-grpc.ready"
 	keySecretName   = "heygen-api-key"
 	keySecretKey    = "api-key"
 	keyFileEnv      = "HEYGEN_API_KEY_FILE"
@@ -253,7 +254,7 @@ func checkProbes(b *bundle, p *problems) {
 			p.addf("the %s probe asks for health service %q, want %q", kind, got, service)
 		}
 	}
-	probe("readiness", c.ReadinessProbe, avatarsService)
+	probe("readiness", c.ReadinessProbe, readyService)
 	probe("liveness", c.LivenessProbe, "")
 }
 

@@ -27,6 +27,7 @@ var kinds = map[string]func() any{
 	"policy/v1/PodDisruptionBudget":           func() any { return new(policyv1.PodDisruptionBudget) },
 	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
 	"networking.k8s.io/v1/NetworkPolicy":      func() any { return new(networkingv1.NetworkPolicy) },
+	"v1/ConfigMap":                            func() any { return new(corev1.ConfigMap) },
 	"networking.istio.io/v1/VirtualService":   func() any { return new(istioVirtualService) },
 	"networking.istio.io/v1/DestinationRule":  func() any { return new(istioDestinationRule) },
 	"security.istio.io/v1/PeerAuthentication": func() any { return new(istioPeerAuthentication) },
@@ -92,6 +93,11 @@ type bundle struct {
 	destRules      []*istioDestinationRule
 	peerAuths      []*istioPeerAuthentication
 	svcProfiles    []*linkerdServiceProfile
+	// The shared store's objects (components/redis), kept apart from the
+	// gateway's: labelled app.kubernetes.io/component=redis.
+	redisDeployment *appsv1.Deployment
+	redisService    *corev1.Service
+	configMaps      []*corev1.ConfigMap
 }
 
 // decodeBundle decodes every document strictly and sorts them by kind; the
@@ -111,7 +117,21 @@ func decodeBundle(dir string, docs [][]byte) (*bundle, error) {
 			continue
 		}
 		b.objects = append(b.objects, obj.(metav1.Object))
+		if obj.(metav1.Object).GetLabels()["app.kubernetes.io/component"] == "redis" {
+			switch o := obj.(type) {
+			case *appsv1.Deployment:
+				once("Redis Deployment", b.redisDeployment != nil)
+				b.redisDeployment = o
+				continue
+			case *corev1.Service:
+				once("Redis Service", b.redisService != nil)
+				b.redisService = o
+				continue
+			}
+		}
 		switch o := obj.(type) {
+		case *corev1.ConfigMap:
+			b.configMaps = append(b.configMaps, o)
 		case *corev1.ServiceAccount:
 			once("ServiceAccount", b.serviceAccount != nil)
 			b.serviceAccount = o

@@ -64,8 +64,9 @@ else
   log "kustomize installed in $((SECONDS - start))s"
 fi
 
-# Every directory holding a kustomization.yaml: the base and each overlay.
-mapfile -t dirs < <(cd "$DEPLOY" && find . -name kustomization.yaml -printf '%h\n' | sed 's|^\./||' | sort)
+# Every directory holding a kustomization.yaml: the base and each overlay
+# (components render only inside an overlay, which is rendered).
+mapfile -t dirs < <(cd "$DEPLOY" && find . -name kustomization.yaml -not -path './components/*' -printf '%h\n' | sed 's|^\./||' | sort)
 ((${#dirs[@]} >= 3)) || die "expected deploy/base and two overlays, found: ${dirs[*]}"
 
 # render NAME CMD...: CMD must exit 0 and print a Deployment and a Service.
