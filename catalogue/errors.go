@@ -28,7 +28,7 @@ func (e *DisabledError) Error() string {
 	return "the " + strings.Join(e.Fields, ", ") + " filter needs the gateway's catalogue, which is switched off on this gateway; drop the filter or ask its operators to enable the catalogue"
 }
 
-// StaleError: the last good snapshot is past the maximum staleness. It
+// StaleError is a snapshot past the maximum staleness. It
 // wraps the last crawl's error, which decides what callers see.
 type StaleError struct {
 	// Resource is the resource's name.
@@ -49,7 +49,8 @@ func (e *StaleError) Error() string {
 
 func (e *StaleError) Unwrap() error { return e.Cause }
 
-// ColdError: there is no snapshot yet and the last crawl failed. Until the
+// ColdError is what a read gets when there is no snapshot yet and the last
+// crawl failed. Until the
 // crawl's backoff ends no new crawl starts: callers get the last crawl's
 // error at once, and RetryAfter says when the next crawl may run.
 type ColdError struct {

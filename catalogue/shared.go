@@ -25,7 +25,7 @@ type Shared interface {
 	Publish(ctx context.Context, resource string, built time.Time, payload []byte) error
 }
 
-// ErrNoSharedSnapshot: no replica has published a snapshot yet.
+// ErrNoSharedSnapshot means no replica has published a snapshot yet.
 var ErrNoSharedSnapshot = errors.New("no shared snapshot")
 
 // sharedPoll is how often a replica waiting for another's crawl looks for
@@ -68,7 +68,7 @@ func decodeItems[T any](codec *Codec[T], buf []byte) ([]T, error) {
 	var items []T
 	for len(buf) > 0 {
 		n, k := binary.Uvarint(buf)
-		if k <= 0 || uint64(len(buf)-k) < n {
+		if k <= 0 || uint64(len(buf)-k) < n { //nolint:gosec // G115: k <= len(buf) here, so the difference is not negative
 			return nil, errors.New("shared snapshot is truncated")
 		}
 		it, err := codec.Unmarshal(buf[k : k+int(n)]) //nolint:gosec // G115: n <= len(buf), checked above

@@ -45,7 +45,7 @@ func build[T, K, F any](r *Resource[T, K, F], built time.Time, items []T) *Snaps
 	}
 	order := make([]int32, len(items))
 	for i := range order {
-		order[i] = int32(i) //nolint:gosec // G115: a snapshot is far below 2^31 items (the crawl bounds it)
+		order[i] = int32(i)
 	}
 	// Stable, so that among equal ids the first crawled comes first.
 	slices.SortStableFunc(order, func(a, b int32) int { return strings.Compare(ids[a], ids[b]) })
@@ -75,7 +75,7 @@ func build[T, K, F any](r *Resource[T, K, F], built time.Time, items []T) *Snaps
 		s.groups = map[string][]int32{}
 		for i, it := range s.items {
 			if g := r.Group(it); g != "" {
-				s.groups[g] = append(s.groups[g], int32(i)) //nolint:gosec // G115: as above
+				s.groups[g] = append(s.groups[g], int32(i))
 			}
 		}
 	}

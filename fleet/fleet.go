@@ -262,7 +262,7 @@ func (s *Store) Publish(ctx context.Context, resource string, built time.Time, p
 	ctx, cancel := context.WithTimeout(ctx, s.bulk)
 	defer cancel()
 	b := make([]byte, snapshotHeader, snapshotHeader+len(payload))
-	binary.BigEndian.PutUint64(b, uint64(built.UnixNano())) //nolint:gosec // G115: a positive time
+	binary.BigEndian.PutUint64(b, uint64(built.UnixNano()))
 	sum := sha256.Sum256(payload)
 	copy(b[8:], sum[:])
 	b = append(b, payload...)

@@ -280,7 +280,7 @@ func (c *Client) Do(req *http.Request, v any) (*Response, error) {
 	ctx, counter := withAttemptCounter(req.Context())
 	req = req.WithContext(ctx)
 	endpoint := endpointFrom(ctx)
-	resp, err := c.http.Do(req) //nolint:bodyclose // checkResponse always closes it
+	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr

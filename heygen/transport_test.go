@@ -243,10 +243,9 @@ func TestShouldRetry(t *testing.T) {
 // the waits spread across it (not all near the top, not all near zero).
 func TestBackoffScheduleHasFullJitterAndCap(t *testing.T) {
 	p := heygen.RetryPolicy{MaxAttempts: 6, BaseDelay: 100 * time.Millisecond, MaxDelay: 500 * time.Millisecond}
-	ceilings := []time.Duration{100, 200, 400, 500, 500} // ms: 100*2^n capped at 500
+	ceilings := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond} // 100ms*2^n capped at 500ms
 	const samples = 2000
 	for n, ceil := range ceilings {
-		ceil *= time.Millisecond
 		var low, high int
 		for range samples {
 			s := p.Schedule()

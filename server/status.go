@@ -101,11 +101,6 @@ func (e *requestError) Error() string {
 	return msg
 }
 
-// invalidField returns a requestError for one field.
-func invalidField(field, reason string) error {
-	return &requestError{violations: []fieldViolation{{field, reason}}}
-}
-
 // errPanic is what the recovery interceptor returns for a panic.
 var errPanic = errors.New("internal error")
 

@@ -44,7 +44,7 @@ func Start(t testing.TB) *Server {
 func (s *Server) start(t testing.TB) {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
-	s.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+	s.cmd = exec.CommandContext(context.Background(), "redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--protected-mode", "yes")
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
