@@ -64,6 +64,9 @@ type Options struct {
 	Limits TransportLimits
 	// Metrics, when set, records gRPC, caller, HeyGen and catalogue metrics.
 	Metrics *Metrics
+	// Videos configures VideosService: its create limits and its watch
+	// poller.
+	Videos VideoOptions
 	// ServerOptions are appended to the gRPC server's options.
 	ServerOptions []grpc.ServerOption
 	// AccountCacheTTL is how long GetAccount answers from its last reading
@@ -141,6 +144,7 @@ type Server struct {
 	reporter *healthReporter
 	log      *slog.Logger
 	readers  catalogue.Readers
+	client   *heygen.Client
 	metrics  *Metrics // may be nil
 	limits   TransportLimits
 	conns    *connLimiter
@@ -232,6 +236,7 @@ func New(opts Options) (*Server, error) {
 		grpc:    gs,
 		log:     opts.Logger,
 		readers: readers,
+		client:  opts.Client,
 		metrics: opts.Metrics,
 		limits:  limits,
 		conns:   &connLimiter{max: limits.MaxConnections, metrics: opts.Metrics, log: opts.Logger},
@@ -266,6 +271,10 @@ func New(opts Options) (*Server, error) {
 	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{Server: s})
 	heygenv1.RegisterVoicesServiceServer(gs, &voicesServer{Server: s})
 	heygenv1.RegisterAccountServiceServer(gs, &accountServer{Server: s})
+	videoOpts := opts.Videos.withDefaults()
+	heygenv1.RegisterVideosServiceServer(gs, &videosServer{Server: s,
+		create: newCreates(videoOpts, opts.Fleet, opts.Metrics),
+		watch:  newWatchHub(opts.Client, opts.Logger, opts.Metrics, videoOpts)})
 	if opts.Reflection {
 		reflection.Register(gs)
 	}
