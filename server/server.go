@@ -152,6 +152,7 @@ type Server struct {
 	account  *accountBook
 	admins   map[string]bool
 	started  time.Time
+	watches  *watchHub
 }
 
 // New builds the server; it serves nothing until [Server.Serve], and its
@@ -272,9 +273,9 @@ func New(opts Options) (*Server, error) {
 	heygenv1.RegisterVoicesServiceServer(gs, &voicesServer{Server: s})
 	heygenv1.RegisterAccountServiceServer(gs, &accountServer{Server: s})
 	videoOpts := opts.Videos.withDefaults()
+	s.watches = newWatchHub(opts.Client, opts.Logger, opts.Metrics, videoOpts)
 	heygenv1.RegisterVideosServiceServer(gs, &videosServer{Server: s,
-		create: newCreates(videoOpts, opts.Fleet, opts.Metrics),
-		watch:  newWatchHub(opts.Client, opts.Logger, opts.Metrics, videoOpts)})
+		create: newCreates(videoOpts, opts.Fleet, opts.Metrics), watch: s.watches})
 	if opts.Reflection {
 		reflection.Register(gs)
 	}
@@ -336,6 +337,10 @@ func (s *Server) Shutdown(ctx context.Context, drainDelay time.Duration) bool {
 			t.Stop()
 		}
 	}
+	// WatchVideo streams last as long as a render: waiting for them would
+	// always end in the timeout. They end now, UNAVAILABLE, and their
+	// callers watch again on another replica.
+	s.watches.close()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -69,6 +69,9 @@ const (
 	// ReasonWatchLimit: the gateway is at its bound on WatchVideo streams,
 	// in all or for the caller.
 	ReasonWatchLimit = "WATCH_LIMIT"
+	// ReasonShuttingDown: the replica is shutting down and ended the
+	// stream; call again (another replica answers).
+	ReasonShuttingDown = "GATEWAY_SHUTTING_DOWN"
 )
 
 // reasonOf maps each HeyGen failure kind to its gRPC code and ErrorInfo
@@ -227,6 +230,8 @@ func statusOf(err error) *status.Status {
 			gatewayInfo(ReasonCreateCooldown, nil), &errdetails.RetryInfo{RetryDelay: durationpb.New(coolErr.wait)})
 	case errors.As(err, &slotsErr):
 		return withDetails(status.New(codes.ResourceExhausted, slotsErr.Error()), gatewayInfo(ReasonCreateConcurrency, nil))
+	case errors.Is(err, errShuttingDown):
+		return withDetails(status.New(codes.Unavailable, err.Error()), gatewayInfo(ReasonShuttingDown, nil))
 	case errors.As(err, &watchErr):
 		return withDetails(status.New(codes.ResourceExhausted, watchErr.Error()),
 			gatewayInfo(ReasonWatchLimit, map[string]string{"scope": watchErr.scope}))

@@ -820,13 +820,7 @@ func TestWatchLeavesNothingBehind(t *testing.T) {
 			if err := end(c, cancel); err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(2 * time.Second)
-			for pollerRunning() {
-				if time.Now().After(deadline) {
-					t.Fatal("the watch poller still runs after its only watcher left")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitNoPoller(t)
 			if !scrapeUntil(t, metrics, "heygen_grpc_watch_streams 0") || !strings.Contains(scrape(t, metrics), "heygen_grpc_watched_videos 0") {
 				t.Error("the watch gauges are not back to 0")
 			}
@@ -996,5 +990,47 @@ func TestGetListDeleteVideo(t *testing.T) {
 	}
 	if n := h.fake.CountMethodPath(http.MethodDelete, "/v3/videos/"+fakeheygen.DemoVideos()[0].ID) - before; n != 1 {
 		t.Errorf("DeleteVideo was sent %d times, want once", n)
+	}
+}
+
+func TestWatchEndsAtShutdown(t *testing.T) {
+	h := setup(t, setupOptions{noBackground: true, fake: fakeTimes(time.Hour, time.Hour),
+		videos: server.VideoOptions{PollInterval: 20 * time.Millisecond}})
+	created, err := h.videos.CreateVideo(ctx(t), newVideo("", "Pending for an hour."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := h.videos.WatchVideo(ctx(t), &heygenv1.WatchVideoRequest{VideoId: created.GetVideo().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if graceful := h.srv.Shutdown(sctx, 0); !graceful {
+		t.Error("the shutdown waited for the watch stream until its timeout")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the shutdown took %s with a watch stream open", took)
+	}
+	_, err = stream.Recv()
+	if st, info, _, _ := statusParts(t, err); st.Code() != codes.Unavailable || info.GetReason() != server.ReasonShuttingDown {
+		t.Errorf("the watch ended with %v %s, want UNAVAILABLE %s", st.Code(), info.GetReason(), server.ReasonShuttingDown)
+	}
+	waitNoPoller(t)
+}
+
+// waitNoPoller fails the test unless the watch poller is gone within 2 s.
+func waitNoPoller(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for pollerRunning() {
+		if time.Now().After(deadline) {
+			t.Fatal("the watch poller still runs after its last watcher left")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

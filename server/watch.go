@@ -41,6 +41,7 @@ type watchHub struct {
 	epoch     time.Time          // origin of the running poller's grid
 	paused    time.Time          // no HeyGen calls before this (Retry-After)
 	failures  int                // consecutive failed polls
+	closed    bool               // the server is shutting down
 }
 
 // watchedVideo is one video and its watchers.
@@ -84,6 +85,9 @@ func newWatchHub(client *heygen.Client, log *slog.Logger, m *Metrics, cfg VideoO
 func (h *watchHub) join(caller, id string) (*videoWatcher, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errShuttingDown
+	}
 	if h.watchers >= h.cfg.MaxWatches {
 		return nil, &watchLimitError{scope: "gateway", limit: h.cfg.MaxWatches}
 	}
@@ -137,6 +141,30 @@ func (w *videoWatcher) leave() {
 	}
 	h.gauges()
 }
+
+// close ends every watch with errShuttingDown, stops the poller and
+// refuses new watches: the server is shutting down.
+func (h *watchHub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for _, v := range h.videos {
+		h.drop(v, watchEvent{err: errShuttingDown})
+	}
+	if h.stop != nil {
+		h.stop()
+		h.stop = nil
+	}
+}
+
+// shuttingDownError ends the watches of a replica that is shutting down.
+type shuttingDownError struct{}
+
+func (shuttingDownError) Error() string {
+	return "this gateway replica is shutting down; call WatchVideo again (another replica will answer)"
+}
+
+var errShuttingDown error = shuttingDownError{}
 
 // send delivers ev without ever blocking the poller: when the watcher has
 // not read its earlier events, the oldest is dropped. The last event a

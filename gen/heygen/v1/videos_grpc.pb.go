@@ -162,9 +162,12 @@ type VideosServiceClient interface {
 	//   - RESOURCE_EXHAUSTED: the gateway is at its bound on WatchVideo streams,
 	//     in all or for this caller (WATCH_LIMIT, gateway domain; metadata
 	//     scope=caller or scope=gateway); or the refusals of every call.
-	//   - UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE, INTERNAL,
-	//     DEADLINE_EXCEEDED, CANCELLED: as for AvatarsService.ListAvatars; the
-	//     first message could not be fetched, or the caller's deadline passed.
+	//   - UNAVAILABLE: the replica is shutting down and ended the stream
+	//     (GATEWAY_SHUTTING_DOWN, gateway domain): call WatchVideo again; or
+	//     the first message could not be fetched (HEYGEN_UNAVAILABLE, ...).
+	//   - UNAUTHENTICATED, PERMISSION_DENIED, INTERNAL, DEADLINE_EXCEEDED,
+	//     CANCELLED: as for AvatarsService.ListAvatars; the first message could
+	//     not be fetched, or the caller's deadline passed.
 	WatchVideo(ctx context.Context, in *WatchVideoRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchVideoResponse], error)
 }
 
@@ -371,9 +374,12 @@ type VideosServiceServer interface {
 	//   - RESOURCE_EXHAUSTED: the gateway is at its bound on WatchVideo streams,
 	//     in all or for this caller (WATCH_LIMIT, gateway domain; metadata
 	//     scope=caller or scope=gateway); or the refusals of every call.
-	//   - UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE, INTERNAL,
-	//     DEADLINE_EXCEEDED, CANCELLED: as for AvatarsService.ListAvatars; the
-	//     first message could not be fetched, or the caller's deadline passed.
+	//   - UNAVAILABLE: the replica is shutting down and ended the stream
+	//     (GATEWAY_SHUTTING_DOWN, gateway domain): call WatchVideo again; or
+	//     the first message could not be fetched (HEYGEN_UNAVAILABLE, ...).
+	//   - UNAUTHENTICATED, PERMISSION_DENIED, INTERNAL, DEADLINE_EXCEEDED,
+	//     CANCELLED: as for AvatarsService.ListAvatars; the first message could
+	//     not be fetched, or the caller's deadline passed.
 	WatchVideo(*WatchVideoRequest, grpc.ServerStreamingServer[WatchVideoResponse]) error
 	mustEmbedUnimplementedVideosServiceServer()
 }
