@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -1033,4 +1034,12 @@ func waitNoPoller(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestVideosHealthFollowsHeyGen(t *testing.T) {
+	h := setup(t, setupOptions{})
+	waitHealth(t, h, server.VideosServiceName, healthpb.HealthCheckResponse_SERVING)
+	h.fake.SetAPIKey("another-key") // HeyGen now rejects the gateway's key
+	h.srv.ProbeNow()
+	waitHealth(t, h, server.VideosServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 }
