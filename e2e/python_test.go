@@ -33,7 +33,7 @@ func pythonStubs(t *testing.T) string {
 		defer cancel()
 		protoc := exec.CommandContext(ctx, "protoc", "-I", "proto", "-I", "examples/python/proto",
 			"--python_out="+dir, "--grpc_out="+dir, "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
-			"heygen/v1/avatars.proto", "heygen/v1/voices.proto", "google/rpc/status.proto", "google/rpc/error_details.proto")
+			"heygen/v1/avatars.proto", "heygen/v1/voices.proto", "heygen/v1/videos.proto", "google/rpc/status.proto", "google/rpc/error_details.proto")
 		protoc.Dir = repoRoot
 		if out, err := protoc.CombinedOutput(); err != nil {
 			return fmt.Sprintf("protoc for the Python example: %v: %s", err, out)

@@ -77,6 +77,11 @@ var normalisations = []struct {
 	// When the gateway started (GetUsage's start_time) depends on when the
 	// test ran.
 	{regexp.MustCompile(`("startTime": ")[^"]+"`), `${1}<time>"`},
+	// When a video was created and rendered and when its presigned URLs
+	// expire (a demo video is made while the test runs). A voice's
+	// createTime is fixed, but shares the field name.
+	{regexp.MustCompile(`("(?:createTime|completeTime|urlExpireTime)": ")[^"]+"`), `${1}<time>"`},
+	{regexp.MustCompile(`\bExpires=[0-9]+`), "Expires=<time>"},
 	// Trailing blanks: invisible in the rendered README and stripped by
 	// many editors.
 	{regexp.MustCompile(`(?m)[ \t]+$`), ""},

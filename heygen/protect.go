@@ -240,3 +240,19 @@ func queueing(ctx context.Context) bool {
 	q, _ := ctx.Value(queueKey{}).(bool)
 	return q
 }
+
+type rateLimitsReturnedKey struct{}
+
+// WithRateLimitsReturned marks ctx's calls as ending at HeyGen's first 429
+// instead of waiting out its Retry-After and trying again: for callers that
+// act on a rate limit themselves (the gateway holds every video create for
+// as long as HeyGen asked, and its video poller pauses), so that the wait
+// happens once, where it is visible, and holds no concurrency slot.
+func WithRateLimitsReturned(ctx context.Context) context.Context {
+	return context.WithValue(ctx, rateLimitsReturnedKey{}, true)
+}
+
+func rateLimitsReturned(ctx context.Context) bool {
+	r, _ := ctx.Value(rateLimitsReturnedKey{}).(bool)
+	return r
+}

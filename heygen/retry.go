@@ -296,7 +296,7 @@ func (t *transport) retry(req *http.Request, endpoint string, body []byte) (*htt
 			}
 		}
 		retry, reason := ShouldRetry(out)
-		if !retry {
+		if !retry || out.Status == http.StatusTooManyRequests && rateLimitsReturned(ctx) {
 			return resp, err
 		}
 		wait := schedule.NextBackOff()

@@ -56,6 +56,8 @@ type CreateVideo struct {
 	Resolution *string `json:"resolution,omitempty"`
 	// OutputFormat is mp4 or webm.
 	OutputFormat *string `json:"output_format,omitempty"`
+	// Fit is contain or cover: how the subject fills the frame.
+	Fit *string `json:"fit,omitempty"`
 	// Background is a colour or an image.
 	Background *Background `json:"background,omitempty"`
 	// Caption asks for captions.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +58,7 @@ type harness struct {
 	addr    string
 	conn    *grpc.ClientConn
 	avatars heygenv1.AvatarsServiceClient
+	videos  heygenv1.VideosServiceClient
 	health  healthpb.HealthClient
 	logs    *syncBuffer
 	cat     fakeheygen.Catalogue
@@ -110,6 +112,12 @@ type setupOptions struct {
 	accountTTL   time.Duration
 	lowBalance   float64
 	adminCallers []string
+	// fake adjusts the fake HeyGen's options (render times, create limit).
+	fake func(*fakeheygen.Options)
+	// middleware wraps the fake's API handler outside the fault injector.
+	middleware func(http.Handler) http.Handler
+	// videos configures VideosService.
+	videos server.VideoOptions
 }
 
 // fakeClock is a settable clock for ageing catalogue snapshots.
@@ -148,8 +156,15 @@ func setup(t *testing.T, o setupOptions) *harness {
 	if o.account != nil {
 		account = *o.account
 	}
-	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: canaryKey, Catalogue: cat, Voices: fakeheygen.DemoVoices(),
-		Middleware: inj.Wrap, RenderPending: 50 * time.Millisecond, RenderProcessing: 100 * time.Millisecond, Account: account})
+	fopts := fakeheygen.Options{APIKey: canaryKey, Catalogue: cat, Voices: fakeheygen.DemoVoices(),
+		Middleware: inj.Wrap, RenderPending: 50 * time.Millisecond, RenderProcessing: 100 * time.Millisecond, Account: account}
+	if o.middleware != nil {
+		fopts.Middleware = func(next http.Handler) http.Handler { return o.middleware(inj.Wrap(next)) }
+	}
+	if o.fake != nil {
+		o.fake(&fopts)
+	}
+	fake, err := fakeheygen.NewServer(fopts)
 	if err != nil {
 		t.Fatalf("start fake HeyGen: %v", err)
 	}
@@ -210,6 +225,7 @@ func setup(t *testing.T, o setupOptions) *harness {
 		AccountCacheTTL:       o.accountTTL,
 		LowBalanceThreshold:   o.lowBalance,
 		AdminCallers:          o.adminCallers,
+		Videos:                o.videos,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -236,7 +252,7 @@ func setup(t *testing.T, o setupOptions) *harness {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	h := &harness{fake: fake, faults: inj, srv: srv, addr: lis.Addr().String(), conn: conn, logs: logs, cat: cat, catalog: catalog, client: client,
-		avatars: heygenv1.NewAvatarsServiceClient(conn), health: healthpb.NewHealthClient(conn)}
+		avatars: heygenv1.NewAvatarsServiceClient(conn), videos: heygenv1.NewVideosServiceClient(conn), health: healthpb.NewHealthClient(conn)}
 	t.Cleanup(func() { assertNoCanary(t, "server logs", logs.String()) })
 	return h
 }

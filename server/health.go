@@ -28,6 +28,10 @@ var (
 	// VoicesServiceName is SERVING when this replica can answer
 	// VoicesService calls, as for AvatarsServiceName.
 	VoicesServiceName = heygenv1.VoicesService_ServiceDesc.ServiceName
+	// VideosServiceName is SERVING while HeyGen is reachable and accepts
+	// the key: every VideosService call goes to HeyGen. It is not part of
+	// readiness, so that a HeyGen outage does not take every replica out.
+	VideosServiceName = heygenv1.VideosService_ServiceDesc.ServiceName
 )
 
 const (
@@ -225,6 +229,7 @@ func (h *healthReporter) reconcile() {
 	}
 	want[AvatarsServiceName] = serving(avatars)
 	want[VoicesServiceName] = serving(voices)
+	want[VideosServiceName] = serving(upstream)
 	want[ReadinessHealthName] = serving(avatars && voices)
 	if h.fleet != nil {
 		want[FleetHealthName] = serving(h.fleet.Up())

@@ -105,8 +105,10 @@ func admittedCaller(ctx context.Context, auth *Authenticator) (string, error) {
 }
 
 // protectStream authenticates streaming calls (health and reflection are
-// exempt).
-func protectStream(auth *Authenticator) grpc.StreamServerInterceptor {
+// exempt) and applies the caller's rate limit to opening one. Streams are
+// long-lived, so they are not counted against the in-flight bound (the
+// tap bounds streams, and each service bounds its own).
+func protectStream(auth *Authenticator, limits *rateLimiter, m *Metrics) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		caller, err := admittedCaller(ss.Context(), auth)
 		if err != nil {
@@ -114,6 +116,12 @@ func protectStream(auth *Authenticator) grpc.StreamServerInterceptor {
 		}
 		if st := stateFrom(ss.Context()); st != nil {
 			st.caller.Store(&caller)
+		}
+		if limits != nil {
+			if err := limits.allow(ss.Context(), caller); err != nil {
+				m.rateLimitedCall(caller)
+				return err
+			}
 		}
 		return handler(srv, ss)
 	}
@@ -186,7 +194,7 @@ func interceptorChain(c chainConfig) ([]grpc.UnaryServerInterceptor, []grpc.Stre
 		selector.StreamServerInterceptor(logging.StreamServerInterceptor(infoLog, loggingOptions(codeToLevel)...), selector.MatchFunc(notHealth)),
 		selector.StreamServerInterceptor(logging.StreamServerInterceptor(infoLog, loggingOptions(healthLevel)...), selector.MatchFunc(isHealth)),
 		errorsStream,
-		selector.StreamServerInterceptor(protectStream(c.auth), selector.MatchFunc(notOpen)),
+		selector.StreamServerInterceptor(protectStream(c.auth, c.limits, c.metrics), selector.MatchFunc(notOpen)),
 		recovery.StreamServerInterceptor(recoveryOpt),
 	}
 	return unary, stream

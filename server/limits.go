@@ -91,8 +91,12 @@ type rateLimiter struct {
 	cfg     RateLimits
 	shared  SharedLimiter // nil: alone
 	metrics *Metrics
-	mu      sync.Mutex
-	buckets map[string]*localBucket
+	// what the limit counts, for messages ("requests" when empty), and its
+	// scope: for error metadata, and the prefix of its keys in the shared
+	// limiter ("" for the limit on every call).
+	what, scope string
+	mu          sync.Mutex
+	buckets     map[string]*localBucket
 }
 
 // localBucket is a caller's bucket and the share of the fleet it was sized for.
@@ -109,14 +113,19 @@ func newRateLimiter(cfg RateLimits, shared SharedLimiter, m *Metrics) *rateLimit
 
 // rateLimitError is a caller over its limit.
 type rateLimitError struct {
-	caller string
-	limit  Limit
-	delay  time.Duration
+	caller      string
+	limit       Limit
+	delay       time.Duration
+	what, scope string // see rateLimiter
 }
 
 func (e *rateLimitError) Error() string {
-	return fmt.Sprintf("caller %s is over its rate limit of %g requests per second (burst %d); retry after %s",
-		e.caller, e.limit.PerSecond, e.limit.Burst, e.delay.Round(time.Millisecond))
+	what := e.what
+	if what == "" {
+		what = "requests"
+	}
+	return fmt.Sprintf("caller %s is over its rate limit of %g %s per second (burst %d); retry after %s",
+		e.caller, e.limit.PerSecond, what, e.limit.Burst, e.delay.Round(time.Millisecond))
 }
 
 // allow takes a token for caller, or says how long until one is free.
@@ -131,12 +140,16 @@ func (r *rateLimiter) allow(ctx context.Context, caller string) error {
 	share := 1
 	if r.shared != nil {
 		if r.shared.Up() {
-			allowed, wait, err := r.shared.Allow(ctx, caller, lim.PerSecond, lim.Burst)
+			key := caller
+			if r.scope != "" {
+				key = r.scope + "/" + caller // a bucket of its own, not the caller's RPC one
+			}
+			allowed, wait, err := r.shared.Allow(ctx, key, lim.PerSecond, lim.Burst)
 			if err == nil {
 				if allowed {
 					return nil
 				}
-				return &rateLimitError{caller: caller, limit: lim, delay: wait}
+				return &rateLimitError{caller: caller, limit: lim, delay: wait, what: r.what, scope: r.scope}
 			}
 		}
 		r.metrics.rateLimitFallback()
@@ -156,7 +169,7 @@ func (r *rateLimiter) allow(ctx context.Context, caller string) error {
 	res := b.lim.Reserve()
 	if d := res.Delay(); d > 0 {
 		res.Cancel()
-		return &rateLimitError{caller: caller, limit: lim, delay: d}
+		return &rateLimitError{caller: caller, limit: lim, delay: d, what: r.what, scope: r.scope}
 	}
 	return nil
 }

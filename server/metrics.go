@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,12 @@ type Metrics struct {
 	accountMu       sync.Mutex
 	accountBalances []accountBalance // the last reading's
 	accountLow      prometheus.Gauge
+	watchedVideos   prometheus.Gauge
+	watchStreams    prometheus.Gauge
+	statusPolls     *prometheus.CounterVec
+	videoFetches    *prometheus.CounterVec
+	cooldownRefusal prometheus.Counter
+	cooldownLeft    atomic.Pointer[func() time.Duration]
 
 	// per method: its labels, resolved once
 	methods sync.Map // full method -> *methodLabels
@@ -134,6 +141,25 @@ func NewMetrics() *Metrics {
 		accountLow: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "heygen_account_low_balance", Help: "1 while the HeyGen account's balance, as last read, is below -low-balance-threshold; 0 otherwise, and always with the threshold at 0.",
 		}),
+		watchedVideos: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "heygen_grpc_watched_videos", Help: "Renders in progress that WatchVideo callers are watching (each polled once, whatever its number of watchers).",
+		}),
+		watchStreams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "heygen_grpc_watch_streams", Help: "Open WatchVideo streams.",
+		}),
+		statusPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heygen_grpc_video_status_polls_total", Help: "Calls of GET /v3/videos/statuses by the watch poller (up to 100 videos each), by result (ok, error).",
+		}, []string{"result"}),
+		videoFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heygen_grpc_video_fetches_total", Help: "Calls of GET /v3/videos/{video_id} by the watch poller (a watched video seen first, or changed), by result (ok, error).",
+		}, []string{"result"}),
+		cooldownRefusal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heygen_grpc_video_create_cooldown_refused_total", Help: "CreateVideo calls refused during the create cool-down that follows HeyGen's 429 on a create.",
+		}),
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.statusPolls.WithLabelValues(r)
+		m.videoFetches.WithLabelValues(r)
 	}
 	for _, s := range []string{"closed", "open", "half-open"} {
 		m.breakerState.WithLabelValues(s).Set(0)
@@ -155,6 +181,10 @@ func NewMetrics() *Metrics {
 		m.refusedStreams, m.rateFallbacks, m.heygenRequests, m.heygenLatency, m.heygenRetries, m.heygenRefused, m.breakerState,
 		m.catalogueItems, m.catalogueRefreshes, m.catalogueReads,
 		&funcCollector{desc: age, collect: m.collectAge},
+		m.watchedVideos, m.watchStreams, m.statusPolls, m.videoFetches, m.cooldownRefusal,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "heygen_grpc_video_create_cooldown_seconds", Help: "Seconds until the create cool-down ends (0 when there is none): HeyGen's Retry-After on a create, during which the gateway refuses every create.",
+		}, m.cooldownSeconds),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -371,5 +401,62 @@ func (m *Metrics) Refreshed(resource string, r catalogue.Refresh) {
 func (m *Metrics) catalogueRead(src catalogue.Source) {
 	if m != nil {
 		m.catalogueReads.WithLabelValues(string(src)).Inc()
+	}
+}
+
+// watching sets the watch gauges.
+func (m *Metrics) watching(videos, streams int) {
+	if m != nil {
+		m.watchedVideos.Set(float64(videos))
+		m.watchStreams.Set(float64(streams))
+	}
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
+
+// statusPolled counts a statuses call of the watch poller.
+func (m *Metrics) statusPolled(err error) {
+	if m != nil {
+		m.statusPolls.WithLabelValues(result(err)).Inc()
+	}
+}
+
+// videoFetched counts a video fetch of the watch poller.
+func (m *Metrics) videoFetched(err error) {
+	if m != nil {
+		m.videoFetches.WithLabelValues(result(err)).Inc()
+	}
+}
+
+// watchCooldown makes the cool-down gauge read left, at scrape time.
+func (m *Metrics) watchCooldown(left func() time.Duration) {
+	if m != nil {
+		m.cooldownLeft.Store(&left)
+	}
+}
+
+func (m *Metrics) cooldownSeconds() float64 {
+	if f := m.cooldownLeft.Load(); f != nil {
+		return max(0, (*f)().Seconds())
+	}
+	return 0
+}
+
+// cooldownRefused counts a create refused by the cool-down.
+func (m *Metrics) cooldownRefused() {
+	if m != nil {
+		m.cooldownRefusal.Inc()
+	}
+}
+
+// rateLimitedCall counts a call refused by one of caller's rate limits.
+func (m *Metrics) rateLimitedCall(caller string) {
+	if m != nil {
+		m.rateLimited.WithLabelValues(caller).Inc()
 	}
 }

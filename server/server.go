@@ -65,6 +65,9 @@ type Options struct {
 	Limits TransportLimits
 	// Metrics, when set, records gRPC, caller, HeyGen and catalogue metrics.
 	Metrics *Metrics
+	// Videos configures VideosService: its create limits and its watch
+	// poller.
+	Videos VideoOptions
 	// ServerOptions are appended to the gRPC server's options.
 	ServerOptions []grpc.ServerOption
 	// AccountCacheTTL is how long GetAccount answers from its last reading
@@ -142,6 +145,7 @@ type Server struct {
 	reporter *healthReporter
 	log      *slog.Logger
 	readers  catalogue.Readers
+	client   *heygen.Client
 	metrics  *Metrics // may be nil
 	limits   TransportLimits
 	conns    *connLimiter
@@ -149,6 +153,7 @@ type Server struct {
 	account  *accountBook
 	admins   map[string]bool
 	started  time.Time
+	watches  *watchHub
 }
 
 // New builds the server; it serves nothing until [Server.Serve], and its
@@ -234,6 +239,7 @@ func New(opts Options) (*Server, error) {
 		grpc:    gs,
 		log:     opts.Logger,
 		readers: readers,
+		client:  opts.Client,
 		metrics: opts.Metrics,
 		limits:  limits,
 		conns:   &connLimiter{max: limits.MaxConnections, metrics: opts.Metrics, log: opts.Logger},
@@ -268,6 +274,10 @@ func New(opts Options) (*Server, error) {
 	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{Server: s})
 	heygenv1.RegisterVoicesServiceServer(gs, &voicesServer{Server: s})
 	heygenv1.RegisterAccountServiceServer(gs, &accountServer{Server: s})
+	videoOpts := opts.Videos.withDefaults()
+	s.watches = newWatchHub(opts.Client, opts.Logger, opts.Metrics, videoOpts)
+	heygenv1.RegisterVideosServiceServer(gs, &videosServer{Server: s,
+		create: newCreates(videoOpts, opts.Fleet, opts.Metrics), watch: s.watches})
 	if opts.Reflection {
 		reflection.Register(gs)
 	}
@@ -330,6 +340,10 @@ func (s *Server) Shutdown(ctx context.Context, drainDelay time.Duration) bool {
 			t.Stop()
 		}
 	}
+	// WatchVideo streams last as long as a render: waiting for them would
+	// always end in the timeout. They end now, UNAVAILABLE, and their
+	// callers watch again on another replica.
+	s.watches.close()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

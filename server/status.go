@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,21 @@ const (
 	// ReasonCallerNotAdmin: the caller asked for every caller's usage but
 	// is not in the gateway's admin list.
 	ReasonCallerNotAdmin = "CALLER_NOT_ADMIN"
+	// ReasonRequestIDReused: a CreateVideo request_id was used before with
+	// a different request.
+	ReasonRequestIDReused = "REQUEST_ID_REUSED"
+	// ReasonCreateCooldown: HeyGen rate-limited video creation and the
+	// gateway holds every create until HeyGen's Retry-After has passed.
+	ReasonCreateCooldown = "VIDEO_CREATE_COOLDOWN"
+	// ReasonCreateConcurrency: the gateway is at its bound on video
+	// creations in flight to HeyGen.
+	ReasonCreateConcurrency = "VIDEO_CREATE_CONCURRENCY_LIMIT"
+	// ReasonWatchLimit: the gateway is at its bound on WatchVideo streams,
+	// in all or for the caller.
+	ReasonWatchLimit = "WATCH_LIMIT"
+	// ReasonShuttingDown: the replica is shutting down and ended the
+	// stream; call again (another replica answers).
+	ReasonShuttingDown = "GATEWAY_SHUTTING_DOWN"
 )
 
 // reasonOf maps each HeyGen failure kind to its gRPC code and ErrorInfo
@@ -148,6 +164,10 @@ func statusOf(err error) *status.Status {
 		loadErr  *overloadError
 		limErr   *heygen.LimitError
 		adminErr *notAdminError
+		reuseErr *requestIDReusedError
+		coolErr  *cooldownError
+		slotsErr *createSlotsError
+		watchErr *watchLimitError
 	)
 	switch {
 	case errors.As(err, &reqErr):
@@ -164,10 +184,14 @@ func statusOf(err error) *status.Status {
 	case errors.As(err, &authErr):
 		return withDetails(status.New(codes.Unauthenticated, authErr.Error()), gatewayInfo(ReasonCallerUnauthenticated, nil))
 	case errors.As(err, &rateErr):
+		md := map[string]string{"caller": rateErr.caller}
+		if rateErr.scope != "" {
+			md["limit"] = rateErr.scope
+		}
 		return withDetails(status.New(codes.ResourceExhausted, rateErr.Error()),
-			gatewayInfo(ReasonCallerRateLimited, map[string]string{"caller": rateErr.caller}),
+			gatewayInfo(ReasonCallerRateLimited, md),
 			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
-				Subject: rateErr.caller, Description: fmt.Sprintf("%g requests per second, burst %d", rateErr.limit.PerSecond, rateErr.limit.Burst),
+				Subject: rateErr.caller, Description: fmt.Sprintf("%g %s per second, burst %d", rateErr.limit.PerSecond, cmp.Or(rateErr.what, "requests"), rateErr.limit.Burst),
 			}}},
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(rateErr.delay)})
 	case errors.As(err, &adminErr):
@@ -190,6 +214,22 @@ func statusOf(err error) *status.Status {
 	case errors.As(err, &offErr):
 		return withDetails(status.New(codes.FailedPrecondition, offErr.Error()),
 			gatewayInfo(ReasonCatalogueDisabled, map[string]string{"fields": strings.Join(offErr.Fields, ",")}))
+	case errors.As(err, &reuseErr):
+		return withDetails(status.New(codes.FailedPrecondition, reuseErr.Error()),
+			gatewayInfo(ReasonRequestIDReused, map[string]string{"field": "request_id"}),
+			&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+				Type: "REQUEST_ID", Subject: "request_id", Description: "already used for a different request in the last 24 hours",
+			}}})
+	case errors.As(err, &coolErr):
+		return withDetails(status.New(codes.ResourceExhausted, coolErr.Error()),
+			gatewayInfo(ReasonCreateCooldown, nil), &errdetails.RetryInfo{RetryDelay: durationpb.New(coolErr.wait)})
+	case errors.As(err, &slotsErr):
+		return withDetails(status.New(codes.ResourceExhausted, slotsErr.Error()), gatewayInfo(ReasonCreateConcurrency, nil))
+	case errors.Is(err, errShuttingDown):
+		return withDetails(status.New(codes.Unavailable, err.Error()), gatewayInfo(ReasonShuttingDown, nil))
+	case errors.As(err, &watchErr):
+		return withDetails(status.New(codes.ResourceExhausted, watchErr.Error()),
+			gatewayInfo(ReasonWatchLimit, map[string]string{"scope": watchErr.scope}))
 	case errors.As(err, &hgErr):
 		return heygenStatus(hgErr)
 	case errors.As(err, &boundErr):

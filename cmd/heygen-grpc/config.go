@@ -89,6 +89,15 @@ type config struct {
 	lowBalanceThreshold float64
 	adminCallers        []string
 	demoBillingType     string
+
+	videoCreateLimit     server.Limit
+	videoCreateLimits    map[string]server.Limit
+	videoCreateMaxConc   int
+	videoPollInterval    time.Duration
+	videoPollMaxInterval time.Duration
+	videoHeartbeat       time.Duration
+	videoMaxWatches      int
+	videoMaxWatchesPer   int
 }
 
 // configError is a bad setting: the binary prints it on one line and exits 2.
@@ -236,6 +245,15 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	str(&adminCallers, "admin-callers", "ADMIN_CALLERS", "", "callers (comma-separated names) that may ask GetUsage for every caller's usage")
 	str(&c.demoBillingType, "demo-billing-type", "DEMO_BILLING_TYPE", fakeheygen.BillingWallet, "the demo account's billing: wallet, subscription or usage_based")
 	dur(&c.shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "how long graceful stop waits for calls in flight before cancelling them")
+	var videoCreateLimit, videoCreateLimits string
+	str(&videoCreateLimit, "video-create-rate-limit", "VIDEO_CREATE_RATE_LIMIT", "1:5", "per-caller limit on CreateVideo as rps[:burst], on top of -caller-rate-limit; 0 disables")
+	str(&videoCreateLimits, "video-create-rate-limits", "VIDEO_CREATE_RATE_LIMITS", "", "per-caller overrides of -video-create-rate-limit: name=rps:burst,...")
+	integer(&c.videoCreateMaxConc, "video-create-max-concurrent", "VIDEO_CREATE_MAX_CONCURRENT", server.DefaultMaxConcurrentCreates, "CreateVideo calls in flight to HeyGen before new ones are refused (RESOURCE_EXHAUSTED); 0 disables")
+	dur(&c.videoPollInterval, "video-poll-interval", "VIDEO_POLL_INTERVAL", server.DefaultPollInterval, "shortest time between two status polls of a watched video (WatchVideo)")
+	dur(&c.videoPollMaxInterval, "video-poll-max-interval", "VIDEO_POLL_MAX_INTERVAL", server.DefaultMaxPollInterval, "longest time between two status polls of a watched video, reached as a render grows long")
+	dur(&c.videoHeartbeat, "video-watch-heartbeat", "VIDEO_WATCH_HEARTBEAT", server.DefaultWatchHeartbeat, "how often a WatchVideo stream repeats the video's state while nothing changes (keeps proxies from cutting it as idle)")
+	integer(&c.videoMaxWatches, "video-max-watches", "VIDEO_MAX_WATCHES", server.DefaultMaxWatches, "open WatchVideo streams before new ones get RESOURCE_EXHAUSTED; 0 disables")
+	integer(&c.videoMaxWatchesPer, "video-max-watches-per-caller", "VIDEO_MAX_WATCHES_PER_CALLER", server.DefaultMaxWatchesPerCaller, "one caller's open WatchVideo streams before its new ones get RESOURCE_EXHAUSTED; 0 disables")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -267,6 +285,12 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	}
 	if c.rateLimits, err = server.ParseRateLimits(rateLimits); err != nil {
 		return nil, configErrorf("invalid -caller-rate-limits: %v", err)
+	}
+	if c.videoCreateLimit, err = server.ParseLimit(videoCreateLimit); err != nil {
+		return nil, configErrorf("invalid -video-create-rate-limit: %v", err)
+	}
+	if c.videoCreateLimits, err = server.ParseRateLimits(videoCreateLimits); err != nil {
+		return nil, configErrorf("invalid -video-create-rate-limits: %v", err)
 	}
 	if c.retryBudget, err = strconv.ParseFloat(budget, 64); err != nil || c.retryBudget < 0 || c.retryBudget > 1 {
 		return nil, configErrorf("invalid -heygen-retry-budget %q: want a fraction between 0 and 1", budget)
@@ -314,6 +338,10 @@ func (c *config) validate() error {
 		return configErrorf("invalid -demo-billing-type %q: want wallet, subscription or usage_based", c.demoBillingType)
 	case c.maxInFlight < 0 || c.heygenMaxConc < 0 || c.breakerFailures < 0:
 		return configErrorf("-max-in-flight, -heygen-max-concurrent and -heygen-breaker-failures must not be negative")
+	case c.videoCreateMaxConc < 0 || c.videoMaxWatches < 0 || c.videoMaxWatchesPer < 0:
+		return configErrorf("-video-create-max-concurrent, -video-max-watches and -video-max-watches-per-caller must not be negative (0 disables)")
+	case c.videoPollMaxInterval < c.videoPollInterval:
+		return configErrorf("invalid -video-poll-max-interval %s: must not be below -video-poll-interval %s", c.videoPollMaxInterval, c.videoPollInterval)
 	}
 	bounds := []struct {
 		name   string
@@ -355,6 +383,8 @@ func (c *config) validate() error {
 		{"-catalogue-crawl-timeout", c.catalogueTimeout}, {"-reload-interval", c.reloadInterval},
 		{"-heygen-breaker-open-for", c.breakerOpenFor}, {"-catalogue-not-found-ttl", c.notFoundTTL},
 		{"-account-cache-ttl", c.accountCacheTTL},
+		{"-video-poll-interval", c.videoPollInterval}, {"-video-poll-max-interval", c.videoPollMaxInterval},
+		{"-video-watch-heartbeat", c.videoHeartbeat},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {

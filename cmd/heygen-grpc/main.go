@@ -223,6 +223,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		AccountCacheTTL:     cfg.accountCacheTTL,
 		LowBalanceThreshold: cfg.lowBalanceThreshold,
 		AdminCallers:        cfg.adminCallers,
+		Videos: server.VideoOptions{
+			CreateRateLimits:     server.RateLimits{Default: cfg.videoCreateLimit, Callers: cfg.videoCreateLimits},
+			MaxConcurrentCreates: disabledIfZero(cfg.videoCreateMaxConc),
+			PollInterval:         cfg.videoPollInterval,
+			MaxPollInterval:      cfg.videoPollMaxInterval,
+			Heartbeat:            cfg.videoHeartbeat,
+			MaxWatches:           disabledIfZero(cfg.videoMaxWatches),
+			MaxWatchesPerCaller:  disabledIfZero(cfg.videoMaxWatchesPer),
+		},
 	})
 	if err != nil {
 		return err
@@ -293,6 +302,15 @@ func fleetLimiter(store *fleet.Store) server.SharedStore {
 		return nil
 	}
 	return store
+}
+
+// disabledIfZero maps a bound flag (0 disables it) to the server's setting
+// (negative disables, 0 takes the default).
+func disabledIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // budgetRatio maps the flag (0 disables the budget) to heygen's setting

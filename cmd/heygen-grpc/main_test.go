@@ -101,6 +101,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad addr", []string{"-addr", "not an address"}, key, "-addr"},
 		{"bad port", []string{"-addr", ":99999"}, key, "-addr"},
 		{"bad metrics addr", []string{"-metrics-addr", "9090"}, key, "-metrics-addr"},
+		{"bad create limit", []string{"-video-create-rate-limit", "fast"}, key, "-video-create-rate-limit"},
+		{"bad create limits", []string{"-video-create-rate-limits", "a=1:0"}, key, "-video-create-rate-limits"},
+		{"poll max below poll", []string{"-video-poll-interval", "10s", "-video-poll-max-interval", "5s"}, key, "-video-poll-max-interval"},
+		{"zero heartbeat", []string{"-video-watch-heartbeat", "0s"}, key, "-video-watch-heartbeat"},
+		{"negative watches", []string{"-video-max-watches", "-1"}, key, "-video-max-watches"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

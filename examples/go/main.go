@@ -9,7 +9,9 @@
 //   - ListAvatars with a filter (studio avatars), following next_page_token;
 //   - GetAvatar by id;
 //   - the status code and google.rpc.ErrorInfo reason of failed calls;
-//   - ListVoices with filters (language and gender).
+//   - ListVoices with filters (language and gender);
+//   - CreateVideo with a request_id (a new UUID), sent twice as a retry
+//     would be, which makes one video; then WatchVideo to the end.
 //
 // It checks what it gets and exits 1 on anything unexpected, so CI can run
 // it against the demo server (go test -tags e2e ./e2e):
@@ -22,10 +24,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
+	"net/url"
 	"os"
+	"path"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/retry"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -43,6 +49,10 @@ const (
 	pageSize = 3
 	// pages is how many pages to read: the token is followed pages-1 times.
 	pages = 3
+	// watchTimeout bounds WatchVideo: longer than the demo's 8 s render.
+	watchTimeout = 2 * time.Minute
+	// videoAvatar is a demo avatar with a default voice.
+	videoAvatar = "Zoe_OutdoorPark_20240523"
 )
 
 func main() {
@@ -99,7 +109,82 @@ func run(addr string) error {
 	if err := expectError(client, "../x", codes.InvalidArgument, "INVALID_REQUEST", "heygen-grpc.gateway", true); err != nil {
 		return err
 	}
-	return listVoices(heygenv1.NewVoicesServiceClient(conn))
+	if err := listVoices(heygenv1.NewVoicesServiceClient(conn)); err != nil {
+		return err
+	}
+	return createAndWatch(heygenv1.NewVideosServiceClient(conn))
+}
+
+// createAndWatch makes a video and follows it until it is rendered. The
+// create carries a request_id, made once and reused by every retry of it
+// (the UNAVAILABLE retries of the interceptor above, or a second call after
+// a timeout, as here): however often it is sent, HeyGen renders and bills
+// one video.
+func createAndWatch(client heygenv1.VideosServiceClient) error {
+	req := &heygenv1.CreateVideoRequest{
+		RequestId: uuid.NewString(),
+		Visual:    &heygenv1.CreateVideoRequest_Avatar{Avatar: &heygenv1.AvatarVisual{AvatarId: videoAvatar}},
+		Speech:    &heygenv1.CreateVideoRequest_Script{Script: &heygenv1.Script{Text: "Hello from the Go example, made through the gateway."}},
+		Title:     "Go example",
+	}
+	fmt.Printf("CreateVideo avatar=%s title=%q request_id=<a new UUID>\n", videoAvatar, req.GetTitle())
+	create := func() (*heygenv1.Video, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		resp, err := client.CreateVideo(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("CreateVideo: %s", describe(err))
+		}
+		return resp.GetVideo(), nil
+	}
+	video, err := create()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  created: %s\n", video.GetStatus())
+	again, err := create()
+	if err != nil {
+		return err
+	}
+	if again.GetId() != video.GetId() {
+		return fmt.Errorf("CreateVideo with the same request_id made a second video: %s, then %s", video.GetId(), again.GetId())
+	}
+	fmt.Println("  sent again with the same request_id: the same video")
+
+	ctx, cancel := context.WithTimeout(context.Background(), watchTimeout)
+	defer cancel()
+	stream, err := client.WatchVideo(ctx, &heygenv1.WatchVideoRequest{VideoId: video.GetId()})
+	if err != nil {
+		return fmt.Errorf("WatchVideo: %s", describe(err))
+	}
+	var last *heygenv1.Video
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break // the video is rendered (or failed): the stream ends
+		}
+		if err != nil {
+			return fmt.Errorf("WatchVideo: %s", describe(err))
+		}
+		v := resp.GetVideo()
+		if last != nil && v.GetStatus() == last.GetStatus() {
+			last = v // a heartbeat, or a change the example does not print
+			continue
+		}
+		last = v
+		fmt.Printf("  WatchVideo: %s\n", v.GetStatus())
+	}
+	if last.GetStatus() != heygenv1.VideoStatus_VIDEO_STATUS_COMPLETED || last.GetVideoUrl() == "" {
+		return fmt.Errorf("WatchVideo ended at %s (%s), want a completed video with its URL", last.GetStatus(), last.GetFailureMessage())
+	}
+	u, err := url.Parse(last.GetVideoUrl())
+	if err != nil {
+		return fmt.Errorf("WatchVideo: video_url %q: %w", last.GetVideoUrl(), err)
+	}
+	valid := last.GetUrlExpireTime().AsTime().Sub(last.GetCompleteTime().AsTime())
+	fmt.Printf("  %.1f s of video at https://%s/.../%s, valid for %.0f days\n", last.GetDuration().AsDuration().Seconds(), u.Host, path.Base(u.Path),
+		valid.Hours()/24)
+	return nil
 }
 
 // listVoices reads one page of English female voices.

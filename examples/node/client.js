@@ -1,17 +1,21 @@
 #!/usr/bin/env node
-// A small Node.js client of heygen.v1.AvatarsService and VoicesService, with
-// @grpc/grpc-js and @grpc/proto-loader loading proto/heygen/v1/avatars.proto
-// and voices.proto at run time.
+// A small Node.js client of heygen.v1.AvatarsService, VoicesService and
+// VideosService, with @grpc/grpc-js and @grpc/proto-loader loading
+// proto/heygen/v1/avatars.proto, voices.proto and videos.proto at run time.
 //
 // It lists studio avatars (a filter), follows next_page_token twice, gets one
 // avatar by id, for two bad ids prints the status code name and the
 // google.rpc.ErrorInfo reason decoded from the grpc-status-details-bin
-// trailer, and lists a page of voices (filtered by language and gender). Every call has a deadline. It checks what it gets and exits 1 on
-// anything unexpected, so CI can run it against the demo server.
+// trailer, and lists a page of voices (filtered by language and gender).
+// Then it creates a video with a request_id (a new UUID), sends the create
+// again as a retry would, which makes no second video, and watches it until
+// it is rendered. Every call has a deadline. It checks what it gets and
+// exits 1 on anything unexpected, so CI can run it against the demo server.
 //
 //   npm ci && HEYGEN_GRPC_ADDR=localhost:50051 node client.js
 'use strict';
 
+const crypto = require('node:crypto');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -21,6 +25,8 @@ const ADDR = process.env.HEYGEN_GRPC_ADDR || 'localhost:50051';
 const CALL_TIMEOUT_MS = 10_000; // deadline of each call, retries included
 const PAGE_SIZE = 3;
 const PAGES = 3; // so next_page_token is followed PAGES-1 times
+const WATCH_TIMEOUT_MS = 120_000; // WatchVideo: longer than the demo's 8 s render
+const VIDEO_AVATAR = 'Zoe_OutdoorPark_20240523'; // a demo avatar with a default voice
 
 const PROTO_ROOT = path.join(__dirname, '..', '..', 'proto');
 
@@ -28,7 +34,7 @@ const PROTO_ROOT = path.join(__dirname, '..', '..', 'proto');
 // protobufjs, under proto-loader, ships the well-known types and resolves them
 // offline.
 const packageDefinition = protoLoader.loadSync(
-  ['avatars.proto', 'voices.proto'].map((f) => path.join(PROTO_ROOT, 'heygen', 'v1', f)),
+  ['avatars.proto', 'voices.proto', 'videos.proto'].map((f) => path.join(PROTO_ROOT, 'heygen', 'v1', f)),
   {
   includeDirs: [PROTO_ROOT],
     keepCase: true, // field names as in the .proto (avatar_type, next_page_token)
@@ -58,11 +64,12 @@ const detailTypes = {
 
 // Retry UNAVAILABLE only, with exponential backoff, through gRPC's own retry
 // support (service config). Every other code is final: the gateway already
-// retries HeyGen itself.
+// retries HeyGen itself. A retried CreateVideo is safe: it carries the same
+// request_id.
 const serviceConfig = {
   methodConfig: [
     {
-      name: [{ service: 'heygen.v1.AvatarsService' }, { service: 'heygen.v1.VoicesService' }],
+      name: [{ service: 'heygen.v1.AvatarsService' }, { service: 'heygen.v1.VoicesService' }, { service: 'heygen.v1.VideosService' }],
       retryPolicy: {
         maxAttempts: 5,
         initialBackoff: '0.1s',
@@ -199,6 +206,48 @@ async function listVoices(client) {
   expect(resp.next_page_token, 'ListVoices: no next_page_token, but the demo has more English female voices');
 }
 
+// createAndWatch makes a video and follows it until it is rendered. The
+// create carries a request_id, made once and reused by every retry of it:
+// however often it is sent, HeyGen renders and bills one video.
+async function createAndWatch(client) {
+  const request = {
+    request_id: crypto.randomUUID(),
+    avatar: { avatar_id: VIDEO_AVATAR },
+    script: { text: 'Hello from the Node example, made through the gateway.' },
+    title: 'Node example',
+  };
+  console.log(`CreateVideo avatar=${VIDEO_AVATAR} title=${JSON.stringify(request.title)} request_id=<a new UUID>`);
+  const create = async () => {
+    try {
+      return (await call(client, 'CreateVideo', request)).video;
+    } catch (err) {
+      throw new Unexpected(`CreateVideo: ${describe(err)}`);
+    }
+  };
+  const video = await create();
+  console.log(`  created: ${video.status}`);
+  const again = await create(); // as after a timeout: the same request_id
+  expect(again.id === video.id, `CreateVideo with the same request_id made a second video: ${video.id}, then ${again.id}`);
+  console.log('  sent again with the same request_id: the same video');
+
+  const last = await new Promise((resolve, reject) => {
+    const stream = client.WatchVideo({ video_id: video.id }, { deadline: new Date(Date.now() + WATCH_TIMEOUT_MS) });
+    let latest;
+    stream.on('data', (resp) => {
+      const v = resp.video;
+      if (!latest || v.status !== latest.status) console.log(`  WatchVideo: ${v.status}`); // else a heartbeat
+      latest = v;
+    });
+    stream.on('error', (err) => reject(new Unexpected(`WatchVideo: ${describe(err)}`)));
+    stream.on('end', () => resolve(latest)); // rendered (or failed): the stream ends
+  });
+  expect(last && last.status === 'VIDEO_STATUS_COMPLETED' && last.video_url, `WatchVideo ended at ${last && last.status}, want a completed video with its URL`);
+  const url = new URL(last.video_url);
+  const seconds = Number(last.duration.seconds || 0) + (last.duration.nanos || 0) / 1e9;
+  const validDays = (Number(last.url_expire_time.seconds) - Number(last.complete_time.seconds)) / 86400;
+  console.log(`  ${seconds.toFixed(1)} s of video at https://${url.host}/.../${path.basename(url.pathname)}, valid for ${validDays.toFixed(0)} days`);
+}
+
 async function main() {
   // Plain text for the local demo server; grpc.credentials.createSsl() (or a
   // mesh's mTLS) anywhere else.
@@ -209,6 +258,7 @@ async function main() {
   const client = new heygenv1.AvatarsService(ADDR, grpc.credentials.createInsecure(), options);
   // Same target and options: grpc-js shares the connection between the two.
   const voices = new heygenv1.VoicesService(ADDR, grpc.credentials.createInsecure(), options);
+  const videos = new heygenv1.VideosService(ADDR, grpc.credentials.createInsecure(), options);
   console.log(`connected to ${ADDR}`);
   try {
     const id = await listStudioAvatars(client);
@@ -216,9 +266,11 @@ async function main() {
     await expectError(client, 'no_such_avatar', grpc.status.NOT_FOUND, 'HEYGEN_NOT_FOUND', 'api.heygen.com', false);
     await expectError(client, '../x', grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST', 'heygen-grpc.gateway', true);
     await listVoices(voices);
+    await createAndWatch(videos);
   } finally {
     client.close();
     voices.close();
+    videos.close();
   }
   console.log('OK: all checks passed');
 }

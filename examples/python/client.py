@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""A small Python client of heygen.v1.AvatarsService and VoicesService.
+"""A small Python client of heygen.v1.AvatarsService, VoicesService and
+VideosService.
 
 It runs on Debian's python3-grpcio and python3-protobuf, with stubs that
 Debian's protoc generates from proto/ (see examples/README.md):
@@ -13,7 +14,9 @@ Debian's protoc generates from proto/ (see examples/README.md):
   - for two bad ids, the status code and the google.rpc.ErrorInfo,
     BadRequest and RetryInfo details decoded from the
     grpc-status-details-bin trailer;
-  - ListVoices with filters (language and gender).
+  - ListVoices with filters (language and gender);
+  - CreateVideo with a request_id (a new UUID), sent twice as a retry would
+    be, which makes one video; then WatchVideo to the end.
 
 It checks what it gets and exits 1 on anything unexpected, so the
 end-to-end test can run it against the demo server:
@@ -24,7 +27,10 @@ end-to-end test can run it against the demo server:
 import json
 import os
 import pathlib
+import posixpath
 import sys
+import urllib.parse
+import uuid
 
 # The generated stubs: examples/python/gen, unless PYTHONPATH already has
 # them (appended, so PYTHONPATH wins).
@@ -34,7 +40,7 @@ try:
     import grpc
     from google.rpc import status_pb2
     from google.rpc.error_details_pb2 import BadRequest, ErrorInfo, RetryInfo
-    from heygen.v1 import avatars_pb2, avatars_pb2_grpc, voices_pb2, voices_pb2_grpc
+    from heygen.v1 import avatars_pb2, avatars_pb2_grpc, videos_pb2, videos_pb2_grpc, voices_pb2, voices_pb2_grpc
 except ImportError as e:
     sys.exit(
         f"FAIL: {e}: run with Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf) "
@@ -46,13 +52,20 @@ TOKEN = os.environ.get("HEYGEN_GRPC_TOKEN", "")
 CALL_TIMEOUT = 10.0  # seconds: the deadline of each call, retries included
 PAGE_SIZE = 3
 PAGES = 3  # so next_page_token is followed PAGES-1 times
+WATCH_TIMEOUT = 120.0  # seconds: WatchVideo, longer than the demo's 8 s render
+VIDEO_AVATAR = "Zoe_OutdoorPark_20240523"  # a demo avatar with a default voice
 
 # Retry UNAVAILABLE only, with exponential backoff (0.1s doubling up to 2s,
-# 5 attempts in all), through gRPC's own retry support.
+# 5 attempts in all), through gRPC's own retry support. A retried CreateVideo
+# is safe: it carries the same request_id.
 SERVICE_CONFIG = {
     "methodConfig": [
         {
-            "name": [{"service": "heygen.v1.AvatarsService"}, {"service": "heygen.v1.VoicesService"}],
+            "name": [
+                {"service": "heygen.v1.AvatarsService"},
+                {"service": "heygen.v1.VoicesService"},
+                {"service": "heygen.v1.VideosService"},
+            ],
             "retryPolicy": {
                 "maxAttempts": 5,
                 "initialBackoff": "0.1s",
@@ -75,12 +88,13 @@ def expect(cond, message):
 
 
 class Client:
-    """Calls AvatarsService and VoicesService with the token and a deadline
-    on every call."""
+    """Calls AvatarsService, VoicesService and VideosService with the token
+    and a deadline on every call."""
 
     def __init__(self, channel, token):
         self.stub = avatars_pb2_grpc.AvatarsServiceStub(channel)
         self.voices = voices_pb2_grpc.VoicesServiceStub(channel)
+        self.videos = videos_pb2_grpc.VideosServiceStub(channel)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
     def call(self, method, request, stub=None):
@@ -205,6 +219,53 @@ def list_voices(client):
     expect(resp.next_page_token, "ListVoices: no next_page_token, but the demo has more English female voices")
 
 
+def create_and_watch(client):
+    """Makes a video and follows it until it is rendered. The create carries
+    a request_id, made once and reused by every retry of it: however often
+    it is sent, HeyGen renders and bills one video."""
+    request = videos_pb2.CreateVideoRequest(
+        request_id=str(uuid.uuid4()),
+        avatar=videos_pb2.AvatarVisual(avatar_id=VIDEO_AVATAR),
+        script=videos_pb2.Script(text="Hello from the Python example, made through the gateway."),
+        title="Python example",
+    )
+    print(f"CreateVideo avatar={VIDEO_AVATAR} title={json.dumps(request.title)} request_id=<a new UUID>")
+
+    def create():
+        try:
+            return client.call("CreateVideo", request, stub=client.videos).video
+        except grpc.RpcError as err:
+            raise Unexpected(f"CreateVideo: {describe(err)}: {err.details()}") from None
+
+    video = create()
+    print(f"  created: {videos_pb2.VideoStatus.Name(video.status)}")
+    again = create()  # as after a timeout: the same request_id
+    expect(again.id == video.id, f"CreateVideo with the same request_id made a second video: {video.id}, then {again.id}")
+    print("  sent again with the same request_id: the same video")
+
+    last = None
+    stream = client.videos.WatchVideo(
+        videos_pb2.WatchVideoRequest(video_id=video.id), timeout=WATCH_TIMEOUT, metadata=client.metadata
+    )
+    try:
+        for resp in stream:  # ends when the video is rendered (or failed)
+            if last is None or resp.video.status != last.status:  # else a heartbeat
+                print(f"  WatchVideo: {videos_pb2.VideoStatus.Name(resp.video.status)}")
+            last = resp.video
+    except grpc.RpcError as err:
+        raise Unexpected(f"WatchVideo: {describe(err)}: {err.details()}") from None
+    expect(
+        last is not None and last.status == videos_pb2.VIDEO_STATUS_COMPLETED and last.video_url,
+        f"WatchVideo ended at {last and videos_pb2.VideoStatus.Name(last.status)}, want a completed video with its URL",
+    )
+    url = urllib.parse.urlsplit(last.video_url)
+    valid = last.url_expire_time.ToDatetime() - last.complete_time.ToDatetime()
+    print(
+        f"  {last.duration.ToTimedelta().total_seconds():.1f} s of video at https://{url.netloc}/.../"
+        f"{posixpath.basename(url.path)}, valid for {valid.days} days"
+    )
+
+
 def main():
     # One line at a time, so that a FAIL line on stderr comes after what was
     # printed before it when both go to one pipe.
@@ -227,6 +288,7 @@ def main():
         expect_error(client, "no_such_avatar", grpc.StatusCode.NOT_FOUND, "HEYGEN_NOT_FOUND", "api.heygen.com", False)
         expect_error(client, "../x", grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST", "heygen-grpc.gateway", True)
         list_voices(client)
+        create_and_watch(client)
     print("OK: all checks passed")
 
 

@@ -49,7 +49,8 @@
 // The Idempotency-Key header must be 1-255 characters of [A-Za-z0-9_:.-] (else 400). For
 // IdempotencyTTL (24 h) a repeated key replays the original answer, whatever the new
 // body; a repeat while the original is still being created (Options.CreateDelay) gets
-// 409 request_in_progress. Creations have their own token-bucket limit
+// 409 request_in_progress. A video created with a key gets an id derived from the key
+// (the same on every run, for documents and demos). Creations have their own token-bucket limit
 // (Options.CreateRate and CreateBurst, by default 1 a second with bursts of 5): over it,
 // 429 rate_limit_exceeded with Retry-After in seconds. Reads are never limited.
 //

@@ -569,7 +569,7 @@ func (s *Server) performCreate(w http.ResponseWriter, r *http.Request) (status i
 	if rerr != nil {
 		return rerr.status, []byte(V3ErrorParam(rerr.code, rerr.message, rerr.param)), true
 	}
-	v := s.addVideo(req)
+	v := s.addVideo(req, r.Header.Get("Idempotency-Key"))
 	format := "mp4"
 	if req.OutputFormat != nil {
 		format = *req.OutputFormat
@@ -579,14 +579,15 @@ func (s *Server) performCreate(w http.ResponseWriter, r *http.Request) (status i
 	}}), true
 }
 
-// addVideo stores a new video rendering on the configured durations and returns its id.
-func (s *Server) addVideo(req *createVideoRequest) string {
+// addVideo stores a new video rendering on the configured durations and returns its id:
+// derived from the Idempotency-Key when there is one (see videoIDFor).
+func (s *Server) addVideo(req *createVideoRequest, key string) string {
 	now := s.now()
 	st := &s.videos
 	rec := &videoRecord{rendered: true, processingAt: now.Add(st.pending)}
 	rec.doneAt = rec.processingAt.Add(st.processing)
 	f := &rec.final
-	f.ID = newVideoID()
+	f.ID = s.videoIDFor(key)
 	f.Title = req.Title
 	f.CreatedAt = int64p(now.Unix())
 	if strings.Contains(deref(req.Script), FailRender) || strings.Contains(deref(req.Title), FailRender) {

@@ -2,6 +2,7 @@ package fakeheygen
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -173,6 +174,25 @@ func newVideoID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b[:])
+}
+
+// videoIDFor returns the id of a video created with an Idempotency-Key: a hash of the
+// key, so that a demo or a document can show the same id on every run (a repeat of the
+// key replays the first answer anyway), unless a video already has that id (the key
+// was reused after IdempotencyTTL), when it is random like a video made without a key.
+func (s *Server) videoIDFor(key string) string {
+	if key == "" {
+		return newVideoID()
+	}
+	sum := sha256.Sum256([]byte("fakeheygen video\x00" + key))
+	id := hex.EncodeToString(sum[:16])
+	s.videos.mu.Lock()
+	_, taken := s.videos.byID[id]
+	s.videos.mu.Unlock()
+	if taken {
+		return newVideoID()
+	}
+	return id
 }
 
 func (s *Server) getVideo(w http.ResponseWriter, _ *http.Request, id string) {
