@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
+	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen/faults"
 	"github.com/heygen-grpc/heygen-grpc/internal/redistest"
 	gw "github.com/heygen-grpc/heygen-grpc/server"
 )
@@ -29,6 +31,7 @@ const fleetKey = "sk-CANARY-fleet-e2e-0123456789"
 // fleetEnv is one fake HeyGen, one Redis and the gateways' shared settings.
 type fleetEnv struct {
 	fake    *fakeheygen.Server
+	faults  *faults.Injector
 	redis   *redistest.Server
 	env     []string
 	flags   []string
@@ -38,7 +41,9 @@ type fleetEnv struct {
 
 func newFleet(t *testing.T, refresh time.Duration) *fleetEnv {
 	t.Helper()
-	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: fleetKey, Catalogue: fakeheygen.DemoCatalogue(), Voices: fakeheygen.DemoVoices()})
+	inj := faults.New()
+	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: fleetKey, Catalogue: fakeheygen.DemoCatalogue(), Voices: fakeheygen.DemoVoices(),
+		Middleware: inj.Wrap, CreateRate: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +58,7 @@ func newFleet(t *testing.T, refresh time.Duration) *fleetEnv {
 		t.Fatal(err)
 	}
 	return &fleetEnv{
-		fake: fake, redis: r, token: token, refresh: refresh,
+		fake: fake, faults: inj, redis: r, token: token, refresh: refresh,
 		env: append(hermeticEnv(), "HEYGEN_API_KEY="+fleetKey),
 		flags: []string{"-heygen-base-url", fake.URL(), "-redis-url", "redis://" + r.Addr, "-callers-file", callers,
 			"-caller-rate-limits", "batch=10:10", "-catalogue-refresh-interval", refresh.String(), "-health-probe-interval", "1h"},
@@ -213,6 +218,48 @@ func TestFleet(t *testing.T) {
 		}
 		if n := f.fake.CountPath("/v3/users/me") - before; n > 1 {
 			t.Fatalf("GetAccount on three gateways made %d requests to HeyGen, want at most 1: the reading is shared", n)
+		}
+	})
+
+	t.Run("a request_id and HeyGen's create hold are the fleet's", func(t *testing.T) {
+		time.Sleep(1100 * time.Millisecond) // the caller's bucket, emptied above, refills
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+f.token)
+		create := func(c *grpc.ClientConn, requestID, text string) (*heygenv1.Video, error) {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			resp, err := heygenv1.NewVideosServiceClient(c).CreateVideo(cctx, &heygenv1.CreateVideoRequest{
+				RequestId: requestID,
+				Visual:    &heygenv1.CreateVideoRequest_Avatar{Avatar: &heygenv1.AvatarVisual{AvatarId: "Zoe_OutdoorPark_20240523"}},
+				Speech:    &heygenv1.CreateVideoRequest_Script{Script: &heygenv1.Script{Text: text}},
+			})
+			return resp.GetVideo(), err
+		}
+		first, err := create(conns[0], "fleet-req-1", "Hello from the fleet.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := create(conns[1], "fleet-req-1", "Hello from the fleet.")
+		if err != nil || again.GetId() != first.GetId() {
+			t.Fatalf("the same request_id on another gateway: %v, %v; want video %s", again.GetId(), err, first.GetId())
+		}
+		_, err = create(conns[2], "fleet-req-1", "Something else entirely.")
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("the request_id reused with another request on a third gateway: %v, want FAILED_PRECONDITION (the ledger is shared)", err)
+		}
+		// HeyGen asks gateway 0 to hold creates: gateway 1 holds them too.
+		f.faults.Inject(faults.Fault{Path: "/v3/videos", Method: "POST", Times: 1, Status: 429,
+			Header: map[string]string{"Retry-After": "30"}, Body: fakeheygen.V3Error("rate_limit_exceeded", "slow down")})
+		if _, err := create(conns[0], "fleet-req-2", "One more."); status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("a create HeyGen rate-limits: %v", err)
+		}
+		before := f.fake.CountMethodPath("POST", "/v3/videos")
+		_, err = create(conns[1], "fleet-req-3", "And another.")
+		st, _ := status.FromError(err)
+		if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "holds every create") {
+			t.Fatalf("a create on another gateway during HeyGen's hold: %v, want the shared cool-down", err)
+		}
+		if n := f.fake.CountMethodPath("POST", "/v3/videos") - before; n != 0 {
+			t.Fatalf("the other gateway sent %d creates during the hold, want 0", n)
 		}
 	})
 

@@ -136,6 +136,9 @@ type SharedStore interface {
 	GetValue(ctx context.Context, name string) (v []byte, found bool, err error)
 	// SetValue stores v under name for ttl.
 	SetValue(ctx context.Context, name string, v []byte, ttl time.Duration) error
+	// SetValueIfAbsent stores v under name for ttl unless a value is there,
+	// and returns the value there afterwards.
+	SetValueIfAbsent(ctx context.Context, name string, v []byte, ttl time.Duration) (current []byte, stored bool, err error)
 	// AddUsage adds counts to caller's fleet-wide usage.
 	AddUsage(ctx context.Context, caller string, counts map[string]int64) error
 	// Usage returns the fleet's counts of callers (or of every caller).

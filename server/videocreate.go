@@ -74,7 +74,7 @@ type creates struct {
 	flights map[string]chan struct{} // by idempotency key; closed when the create ends
 }
 
-func newCreates(o VideoOptions, shared SharedLimiter, m *Metrics) *creates {
+func newCreates(o VideoOptions, shared SharedStore, m *Metrics) *creates {
 	c := &creates{
 		ledger:   newMemoryLedger(o.Now, idempotencyTTL, maxLedgerKeys),
 		cooldown: &memoryCooldown{},
@@ -84,8 +84,18 @@ func newCreates(o VideoOptions, shared SharedLimiter, m *Metrics) *creates {
 		metrics:  m,
 		flights:  map[string]chan struct{}{},
 	}
+	if shared != nil {
+		// A fleet shares the ledger and the cool-down: a request_id is one
+		// video on every replica, and HeyGen's hold applies to them all.
+		c.ledger = &sharedLedger{store: shared, local: newMemoryLedger(o.Now, idempotencyTTL, maxLedgerKeys), ttl: idempotencyTTL}
+		c.cooldown = &sharedCooldown{store: shared, now: o.Now}
+	}
 	if o.CreateRateLimits.Default.PerSecond > 0 || len(o.CreateRateLimits.Callers) > 0 {
-		c.limits = newRateLimiter(o.CreateRateLimits, shared, m)
+		var limiter SharedLimiter
+		if shared != nil {
+			limiter = shared
+		}
+		c.limits = newRateLimiter(o.CreateRateLimits, limiter, m)
 		c.limits.what = "video creations"
 		c.limits.scope = "video_create"
 	}
