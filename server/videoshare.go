@@ -41,7 +41,7 @@ func (l *sharedLedger) remember(ctx context.Context, key string, fp [32]byte) (l
 	rec, _ := json.Marshal(sharedRequest{Fingerprint: hex.EncodeToString(fp[:])})
 	cur, stored, err := l.store.SetValueIfAbsent(sctx, "videos:request:"+key, rec, l.ttl)
 	if err != nil || stored {
-		return entry, nil //nolint:nilerr // the store could not be asked: this replica's memory answers
+		return entry, nil // the store could not be asked: this replica's memory answers
 	}
 	var sr sharedRequest
 	if json.Unmarshal(cur, &sr) != nil {
@@ -69,7 +69,7 @@ func (l *sharedLedger) made(ctx context.Context, key string, v *heygenv1.Video) 
 	}
 	b, err := proto.Marshal(v)
 	if err != nil {
-		return nil //nolint:nilerr // the local record stands; the others will ask HeyGen, which replays
+		return nil // the local record stands; the others will ask HeyGen, which replays
 	}
 	sctx, cancel := context.WithTimeout(ctx, sharedOpTimeout)
 	defer cancel()
