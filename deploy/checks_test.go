@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,20 +22,24 @@ import (
 
 // What the manifests promise; the checks below hold every render to it.
 const (
-	containerName   = "heygen-grpc"
-	grpcPort        = 50051
-	metricsPort     = 9090
-	nonRootID       = 65532
-	avatarsService  = "heygen.v1.AvatarsService"
-	readyService    = "heygen-grpc.ready"
-	keySecretName   = "heygen-api-key"
-	keySecretKey    = "api-key"
-	keyFileEnv      = "HEYGEN_API_KEY_FILE"
-	keyFilePath     = "/var/run/secrets/heygen/api-key"
-	drainDelayEnv   = "SHUTDOWN_DRAIN_DELAY"
-	stopTimeoutEnv  = "SHUTDOWN_TIMEOUT"
-	rpcTimeoutEnv   = "RPC_DEFAULT_TIMEOUT"
-	protoPath       = "../proto/heygen/v1/avatars.proto"
+	containerName  = "heygen-grpc"
+	grpcPort       = 50051
+	metricsPort    = 9090
+	nonRootID      = 65532
+	avatarsService = "heygen.v1.AvatarsService"
+	readyService   = "heygen-grpc.ready"
+	keySecretName  = "heygen-api-key"
+	keySecretKey   = "api-key"
+	keyFileEnv     = "HEYGEN_API_KEY_FILE"
+	keyFilePath    = "/var/run/secrets/heygen/api-key"
+	drainDelayEnv  = "SHUTDOWN_DRAIN_DELAY"
+	stopTimeoutEnv = "SHUTDOWN_TIMEOUT"
+	rpcTimeoutEnv  = "RPC_DEFAULT_TIMEOUT"
+	protoGlob      = "../proto/heygen/v1/*.proto"
+	// streamTimeout is the least a mesh route timeout of a server stream
+	// (WatchVideo) may be where the mesh cannot switch it off (Linkerd): a
+	// watch lasts as long as the render.
+	streamTimeout   = time.Hour
 	istioInjectKey  = "sidecar.istio.io/inject"
 	istioProxyKey   = "proxy.istio.io/config"
 	linkerdInject   = "linkerd.io/inject"
@@ -699,6 +704,10 @@ func checkIstio(b *bundle, p *problems) {
 		}
 	}
 
+	methods, err := protoMethods()
+	if err != nil {
+		p.addf("%v", err)
+	}
 	if len(b.virtualSvcs) != 1 {
 		p.addf("%d VirtualServices, want 1", len(b.virtualSvcs))
 	}
@@ -715,12 +724,35 @@ func checkIstio(b *bundle, p *problems) {
 			if r.Retries == nil || r.Retries.Attempts != 0 {
 				p.addf("%s must set retries: {attempts: 0} (absent means Istio's default retries)", what)
 			}
-			meshTimeout(b, p, what, r.Timeout)
+			if streams := istioStreamRoute(r, methods); streams {
+				if r.Timeout != "0s" {
+					p.addf("%s serves a stream: its timeout must be 0s (off), not %q", what, r.Timeout)
+				}
+			} else {
+				meshTimeout(b, p, what, r.Timeout)
+			}
 			for _, rt := range r.Route {
 				if rt.Destination.Host != fqdn || rt.Destination.Port == nil || rt.Destination.Port.Number != grpcPort {
 					p.addf("%s routes to %s, want %s port %d", what, rt.Destination.Host, fqdn, grpcPort)
 				}
 			}
+		}
+	}
+	// Every server stream has a route of its own before the catch-all.
+	for _, m := range methods {
+		if !m.stream {
+			continue
+		}
+		covered := false
+		for _, vs := range b.virtualSvcs {
+			for _, r := range vs.Spec.HTTP {
+				if istioStreamRoute(r, []rpcMethod{m}) {
+					covered = true
+				}
+			}
+		}
+		if !covered {
+			p.addf("no VirtualService route for the stream %s: the catch-all route's timeout would cut it", m.path)
 		}
 	}
 	if len(b.destRules) != 1 {
@@ -762,19 +794,73 @@ func checkIstio(b *bundle, p *problems) {
 }
 
 // protoMethods lists the AvatarsService RPCs from the proto file.
-func protoMethods() ([]string, error) {
-	src, err := os.ReadFile(protoPath)
+// rpcMethod is one RPC of the gateway's API.
+type rpcMethod struct {
+	path   string // /heygen.v1.Service/Method
+	stream bool   // a server stream (its response is `stream ...`)
+}
+
+// protoMethods returns every RPC of every service in proto/heygen/v1.
+func protoMethods() ([]rpcMethod, error) {
+	files, err := filepath.Glob(protoGlob)
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("%s: no proto files (%v)", protoGlob, err)
+	}
+	service := regexp.MustCompile(`(?m)^service\s+(\w+)\s*\{`)
+	rpc := regexp.MustCompile(`(?m)^\s*rpc\s+(\w+)\s*\([^)]*\)\s*returns\s*\(\s*(stream\s+)?`)
+	var out []rpcMethod
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		svcs := service.FindAllSubmatchIndex(src, -1)
+		for i, sv := range svcs {
+			end := len(src)
+			if i+1 < len(svcs) {
+				end = svcs[i+1][0]
+			}
+			name := string(src[sv[2]:sv[3]])
+			for _, m := range rpc.FindAllSubmatch(src[sv[1]:end], -1) {
+				out = append(out, rpcMethod{path: "/heygen.v1." + name + "/" + string(m[1]), stream: len(m[2]) > 0})
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no rpc found", protoGlob)
+	}
+	return out, nil
+}
+
+// routesStream reports whether a Linkerd route's pathRegex matches a
+// server stream of methods.
+func routesStream(pathRegex string, methods []rpcMethod) bool {
+	re, err := regexp.Compile("^(?:" + pathRegex + ")$")
 	if err != nil {
-		return nil, err
+		return false
 	}
-	var names []string
-	for _, m := range regexp.MustCompile(`(?m)^\s*rpc\s+(\w+)\s*\(`).FindAllSubmatch(src, -1) {
-		names = append(names, string(m[1]))
+	for _, m := range methods {
+		if m.stream && re.MatchString(m.path) {
+			return true
+		}
 	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("%s: no rpc found", protoPath)
+	return false
+}
+
+// istioStreamRoute reports whether an Istio http route matches (by uri) a
+// server stream of methods.
+func istioStreamRoute(r istioHTTPRoute, methods []rpcMethod) bool {
+	for _, mt := range r.Match {
+		if mt.URI == nil {
+			continue
+		}
+		for _, m := range methods {
+			if m.stream && ((mt.URI.Exact != "" && mt.URI.Exact == m.path) || (mt.URI.Prefix != "" && strings.HasPrefix(m.path, mt.URI.Prefix))) {
+				return true
+			}
+		}
 	}
-	return names, nil
+	return false
 }
 
 func checkLinkerd(b *bundle, p *problems) {
@@ -817,7 +903,13 @@ func checkLinkerd(b *bundle, p *problems) {
 			if r.IsRetryable {
 				p.addf("%s is retryable", what)
 			}
-			meshTimeout(b, p, what, r.Timeout)
+			if routesStream(r.Condition.PathRegex, methods) {
+				if d, err := time.ParseDuration(r.Timeout); err != nil || d < streamTimeout {
+					p.addf("%s serves a stream: its timeout %q must be at least %s (Linkerd's default is 10s)", what, r.Timeout, streamTimeout)
+				}
+			} else {
+				meshTimeout(b, p, what, r.Timeout)
+			}
 			if r.Condition.Method != http.MethodPost {
 				p.addf("%s: gRPC calls are POSTs, the condition says %q", what, r.Condition.Method)
 			}
@@ -826,7 +918,7 @@ func checkLinkerd(b *bundle, p *problems) {
 			}
 		}
 		for _, m := range methods {
-			path := "/" + avatarsService + "/" + m
+			path := m.path
 			covered := false
 			for _, r := range sp.Spec.Routes {
 				if re, err := regexp.Compile("^(?:" + r.Condition.PathRegex + ")$"); err == nil && re.MatchString(path) {

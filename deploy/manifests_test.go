@@ -254,7 +254,18 @@ func TestChecksCatchMistakes(t *testing.T) {
 			b.virtualSvcs[0].Spec.HTTP[0].Retries.Attempts = 3
 		}},
 		{"Istio timeout below the RPC deadline", "overlays/istio", "istio", func(b *bundle) {
-			b.virtualSvcs[0].Spec.HTTP[0].Timeout = "10s"
+			http := b.virtualSvcs[0].Spec.HTTP
+			http[len(http)-1].Timeout = "10s"
+		}},
+		{"Istio stream route with a timeout", "overlays/istio", "istio", func(b *bundle) {
+			b.virtualSvcs[0].Spec.HTTP[0].Timeout = "35s"
+		}},
+		{"Istio stream without its own route", "overlays/istio", "istio", func(b *bundle) {
+			b.virtualSvcs[0].Spec.HTTP = b.virtualSvcs[0].Spec.HTTP[1:]
+		}},
+		{"Linkerd stream route with a unary timeout", "overlays/linkerd", "linkerd", func(b *bundle) {
+			routes := b.svcProfiles[0].Spec.Routes
+			routes[len(routes)-1].Timeout = "35s"
 		}},
 		{"Istio permissive mTLS", "overlays/istio", "istio", func(b *bundle) {
 			b.peerAuths[0].Spec.MTLS.Mode = "PERMISSIVE"

@@ -29,6 +29,10 @@ type istioHTTPRoute struct {
 	Name  string `json:"name,omitempty"`
 	Match []struct {
 		Port uint32 `json:"port,omitempty"`
+		URI  *struct {
+			Exact  string `json:"exact,omitempty"`
+			Prefix string `json:"prefix,omitempty"`
+		} `json:"uri,omitempty"`
 	} `json:"match,omitempty"`
 	Route []struct {
 		Destination istioDestination `json:"destination"`
