@@ -61,6 +61,8 @@ type Metrics struct {
 
 	// per method: its labels, resolved once
 	methods sync.Map // full method -> *methodLabels
+
+	alertMetrics // metrics_alerts.go
 }
 
 type methodLabels struct {
@@ -145,6 +147,7 @@ func NewMetrics() *Metrics {
 		m.catalogueItems, m.catalogueRefreshes, m.catalogueReads,
 		&funcCollector{desc: age, collect: m.collectAge},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.alertMetrics = newAlertMetrics(m.reg)
 	return m
 }
 
