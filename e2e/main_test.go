@@ -158,7 +158,7 @@ var debianOnce, nodeOnce once
 var packageList = regexp.MustCompile(`(?m)^PACKAGES=\(([^)]*)\)`)
 
 // needDebianPackages checks that the Debian packages the tests need (the
-// Python example's, redis-server) are installed.
+// Python example's, redis-server, prometheus) are installed.
 func needDebianPackages(t *testing.T) {
 	t.Helper()
 	debianOnce.check(t, func() string {

@@ -57,6 +57,7 @@ var prerequisites = map[string]func(*testing.T){
 	"protoc":            needDebianPackages,  // the Python example's stubs
 	"/usr/bin/python3":  needDebianPackages,  // the Python example
 	"go":                func(*testing.T) {}, // the toolchain running this test
+	"bin/heygen-grpc":   func(*testing.T) {}, // built by the README's go build command before it
 	"mkdir":             func(*testing.T) {},
 }
 

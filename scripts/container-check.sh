@@ -29,9 +29,11 @@
 #  6. Removes the container, the image and the storage (trap).
 #
 # Needs root (buildah's vfs storage with files owned by 65532, and chroot);
-# CI runs as root. Installs buildah and ca-certificates with apt-get when
-# missing, and grpc-health-probe (pinned, as scripts/install-tools.sh) into
-# $REPO/.bin. Runs from any directory.
+# CI runs as root. Needs Debian's buildah, ca-certificates and tzdata:
+# installs them with apt-get only in CI (HEYGEN_GRPC_CI=1, set by .ci/run,
+# as scripts/install-debian-packages.sh does); elsewhere it fails with the
+# apt-get command to run. Installs grpc-health-probe (pinned, as
+# scripts/install-tools.sh) into $REPO/.bin. Runs from any directory.
 #
 #   scripts/container-check.sh
 set -euo pipefail
@@ -57,8 +59,11 @@ for cmd in go python3 chroot setpriv; do
 done
 
 # ---- tools ---------------------------------------------------------------------
+# apt_install PACKAGE...: only in CI; a developer's machine is not changed.
 apt_install() {
-  log "apt-get install -y $*"
+  [[ "${HEYGEN_GRPC_CI:-}" == 1 ]] ||
+    die "Debian's $* is not installed (not installing outside CI; run as root: apt-get update && apt-get install -y buildah ca-certificates tzdata)"
+  log "HEYGEN_GRPC_CI=1: apt-get install -y $*"
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y "$@" >/dev/null ||
     { apt-get update >/dev/null && apt-get install -y "$@" >/dev/null; } ||

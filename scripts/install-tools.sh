@@ -3,6 +3,11 @@
 # into $REPO/.bin (gitignored). Needs only Go, Node.js and npm, and reaches
 # only the Go module proxy and the npm registry.
 #
+#   scripts/install-tools.sh          every tool, saying what it does
+#   scripts/install-tools.sh try-it   only grpcurl and grpc-health-probe (what
+#                                     the README's "Try it" uses), quietly:
+#                                     one line, or the error
+#
 # A tool already in .bin at the pinned version (and built by the current Go
 # toolchain) is skipped, so reruns take a second or two.
 #
@@ -28,6 +33,21 @@ GO_TOOLS=(
 
 log() { printf 'install-tools: %s\n' "$*"; }
 die() { printf 'install-tools: ERROR: %s\n' "$*" >&2; exit 1; }
+
+TRY_IT=false
+try_tools=()
+case "${1:-}" in
+  "") ;;
+  try-it)
+    TRY_IT=true
+    for entry in "${GO_TOOLS[@]}"; do
+      [[ "$entry" == grpcurl\|* || "$entry" == grpc-health-probe\|* ]] && try_tools+=("$entry")
+    done
+    GO_TOOLS=("${try_tools[@]}")
+    log() { :; }
+    ;;
+  *) die "unknown argument ${1}: run with no argument for every tool, or with try-it for grpcurl and grpc-health-probe" ;;
+esac
 
 command -v go >/dev/null || die "go is not on PATH (Go 1.26+ is required)"
 mkdir -p "$BIN"
@@ -56,11 +76,21 @@ for entry in "${GO_TOOLS[@]}"; do
   args=()
   [[ -n "$flags" ]] && args+=("$flags")
   # GOTOOLCHAIN=local: build with the machine's Go, never download another.
-  GOBIN="$BIN" GOTOOLCHAIN=local go install "${args[@]}" "$pkg@$version" ||
-    die "go install $pkg@$version failed"
+  if [[ "$TRY_IT" == true ]]; then
+    out="$(GOBIN="$BIN" GOTOOLCHAIN=local go install "${args[@]}" "$pkg@$version" 2>&1)" ||
+      die "go install $pkg@$version failed: $out"
+  else
+    GOBIN="$BIN" GOTOOLCHAIN=local go install "${args[@]}" "$pkg@$version" ||
+      die "go install $pkg@$version failed"
+  fi
   go_tool_current "$BIN/$name" "$mod" "$version" || die "$name was installed but does not report $mod $version"
   log "$name $version: installed in $((SECONDS - start))s"
 done
+
+if [[ "$TRY_IT" == true ]]; then
+  printf 'install-tools: grpcurl and grpc-health-probe are in %s (export PATH=%s:$PATH)\n' "$BIN" "$BIN"
+  exit 0
+fi
 
 # ---- npm tools (Dockerfile linter) -------------------------------------------
 # tools/npm/package.json + package-lock.json pin them; they are installed with

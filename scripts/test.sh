@@ -11,15 +11,17 @@
 # grpcurl and grpc-health-probe, every README command compared with the
 # output the README shows, the Node, Go and Python example clients, config
 # errors, SIGTERM), the Kubernetes manifests (scripts/k8s-check.sh) and the
-# container image (scripts/container-check.sh; needs root and buildah,
-# which it installs with apt-get). Every step runs even when
+# container image (scripts/container-check.sh; needs root and Debian's
+# buildah, which it installs only in CI). Every step runs even when
 # an earlier one failed (except the tool install, which the rest need), and
 # a summary closes the output. The exit code is non-zero if any step failed.
 #
-# Needs Go, Node.js/npm, git, python3 and, for the Python example, the
-# Debian packages in scripts/install-debian-packages.sh, which that script
-# installs only in CI (HEYGEN_GRPC_CI=1, set by .ci/run); elsewhere the
-# end-to-end step fails with the apt-get command to run. Reaches only the
+# Needs Go, Node.js/npm, git, python3 and the Debian packages in
+# scripts/install-debian-packages.sh (the Python example, Prometheus and
+# promtool) and buildah (the container check), which the scripts install
+# only in CI (HEYGEN_GRPC_CI=1, set by .ci/run); elsewhere those steps fail
+# with the apt-get command to run, and nothing outside the repository
+# changes. Reaches only the
 # Go module proxy and the npm registry (for the first tool install), and
 # Debian's archive in CI.
 set -euo pipefail

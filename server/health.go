@@ -78,6 +78,7 @@ func (u upstreamState) String() string {
 type prober struct {
 	client    *heygen.Client
 	log       *slog.Logger
+	metrics   *Metrics // nil: metrics off
 	interval  time.Duration
 	timeout   time.Duration
 	threshold int
@@ -165,6 +166,7 @@ func (p *prober) probe(ctx context.Context) {
 	}
 	next := p.state
 	p.mu.Unlock()
+	p.metrics.setUpstreamState(next)
 	if next != prev {
 		p.log.InfoContext(ctx, "HeyGen state changed", "from", prev.String(), "to", next.String())
 	}

@@ -72,6 +72,8 @@ type Metrics struct {
 
 	// per method: its labels, resolved once
 	methods sync.Map // full method -> *methodLabels
+
+	alertMetrics // metrics_alerts.go
 }
 
 type methodLabels struct {
@@ -186,6 +188,7 @@ func NewMetrics() *Metrics {
 			Name: "heygen_grpc_video_create_cooldown_seconds", Help: "Seconds until the create cool-down ends (0 when there is none): HeyGen's Retry-After on a create, during which the gateway refuses every create.",
 		}, m.cooldownSeconds),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.alertMetrics = newAlertMetrics(m.reg)
 	return m
 }
 

@@ -258,6 +258,7 @@ func New(opts Options) (*Server, error) {
 	s.prober = &prober{
 		client:    opts.Client,
 		log:       opts.Logger,
+		metrics:   opts.Metrics,
 		interval:  opts.ProbeInterval,
 		timeout:   opts.ProbeTimeout,
 		threshold: opts.ProbeFailureThreshold,

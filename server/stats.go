@@ -104,6 +104,7 @@ func (h *rpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 		caller := callerOf(ctx)
 		if h.metrics != nil {
 			h.metrics.rpcHandled(st.method, code, s.EndTime.Sub(s.BeginTime), caller)
+			h.metrics.rpcFailed(st.method, s.Error)
 		}
 		if service, _ := splitMethod(st.method); !isOpenService(service) {
 			// GetUsage and the per-caller metrics count the same calls.

@@ -109,6 +109,20 @@ func configErrorf(format string, args ...any) error {
 	return &configError{msg: fmt.Sprintf(format, args...)}
 }
 
+// usageHeader comes before the flags in `heygen-grpc -h`. Help texts must
+// not use back quotes: the flag package would take the quoted text as the
+// flag's value name.
+const usageHeader = `Usage:
+  heygen-grpc [flags]                   serve the gateway (flags below)
+  heygen-grpc new-token CALLER-NAME     make a bearer token for a caller, and its callers-file line
+  heygen-grpc hash-token < TOKEN-FILE   print the callers-file hash of an existing token (from stdin)
+
+The HeyGen API key is read from HEYGEN_API_KEY (environment or .env file) or from
+the file HEYGEN_API_KEY_FILE names, never from a flag.
+
+Flags:
+`
+
 // errHelp means -h was asked for: usage is printed and the exit is 0.
 var errHelp = flag.ErrHelp
 
@@ -216,7 +230,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	dur(&c.notFoundTTL, "catalogue-not-found-ttl", "CATALOGUE_NOT_FOUND_TTL", catalogue.DefaultNotFoundTTL, "how long an id HeyGen does not have is answered NOT_FOUND without asking HeyGen again")
 	str(&c.apiKeyFile, "heygen-api-key-file", "HEYGEN_API_KEY_FILE", "", "read the HeyGen API key from this file (a Kubernetes secret mount), re-read when it changes; instead of HEYGEN_API_KEY")
 	dur(&c.reloadInterval, "reload-interval", "RELOAD_INTERVAL", 10*time.Second, "how often the key file, callers file and TLS files are checked for changes")
-	str(&c.callersFile, "callers-file", "CALLERS_FILE", "", "require bearer tokens: file of `caller-name: sha256:<hex>` lines (see `heygen-grpc new-token`); reloaded on change")
+	str(&c.callersFile, "callers-file", "CALLERS_FILE", "", "require bearer tokens: file of lines \"caller-name: sha256:<hex>\" (see the new-token command); reloaded on change")
 	str(&c.tlsCert, "tls-cert", "TLS_CERT_FILE", "", "serve TLS with this PEM certificate (chain); reloaded on change")
 	str(&c.tlsKey, "tls-key", "TLS_KEY_FILE", "", "PEM private key for -tls-cert")
 	str(&c.tlsClientCA, "tls-client-ca", "TLS_CLIENT_CA_FILE", "", "require client certificates signed by these PEM CAs (mutual TLS)")
@@ -257,7 +271,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(usageOut, "Usage: heygen-grpc [flags]\n\nThe HeyGen API key is read from HEYGEN_API_KEY (environment or .env file), never from a flag.\n\nFlags:")
+			fmt.Fprint(usageOut, usageHeader)
 			fs.SetOutput(usageOut)
 			fs.PrintDefaults()
 			return nil, errHelp

@@ -323,9 +323,21 @@ func budgetRatio(r float64) float64 {
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	opts := &slog.HandlerOptions{Level: cfg.logLevel, ReplaceAttr: readableDuration}
 	if cfg.logFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// readableDuration writes every time.Duration in the log as Go prints it
+// ("505ms", "1m30s"): slog's JSON handler would write nanoseconds
+// (505000000), which no one reads as a duration. One place, so that no log
+// call needs to remember it; fields that carry a number say its unit in
+// their name (took_ms).
+func readableDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
