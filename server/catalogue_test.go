@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
+	"github.com/heygen-grpc/heygen-grpc/heygen"
 	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
 	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen/faults"
 	"github.com/heygen-grpc/heygen-grpc/server"
@@ -367,7 +369,10 @@ func TestStaleServingAndMaximumStaleness(t *testing.T) {
 
 	// Past the maximum staleness, the mapped upstream error.
 	clock.Advance(24 * time.Hour)
-	_ = h.catalog.Refresh(ctx(t))
+	var herr *heygen.Error
+	if err := h.catalog.Refresh(ctx(t)); !errors.As(err, &herr) || herr.Kind != heygen.KindUnavailable {
+		t.Fatalf("a refresh while HeyGen fails: %v, want HeyGen's unavailable error", err)
+	}
 	_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
 	st, info, _, _ := statusParts(t, err)
 	if st.Code() != codes.Unavailable || info.GetReason() != "HEYGEN_UNAVAILABLE" {
