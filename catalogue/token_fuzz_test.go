@@ -22,10 +22,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/heygen-grpc/heygen-grpc/internal/fuzzseed"
 )
 
 // The list kinds seeds use: the avatar and group kinds, cached and
@@ -176,32 +176,6 @@ func isBase64URL(r rune) bool {
 
 // ---- seed corpora ----------------------------------------------------------
 
-// fuzzCorpusFile encodes values in the `go test fuzz v1` format.
-func fuzzCorpusFile(vals ...any) []byte {
-	var b bytes.Buffer
-	b.WriteString("go test fuzz v1\n")
-	for _, v := range vals {
-		switch v := v.(type) {
-		case []byte:
-			fmt.Fprintf(&b, "[]byte(%q)\n", v)
-		case string:
-			fmt.Fprintf(&b, "string(%q)\n", v)
-		case byte:
-			fmt.Fprintf(&b, "byte(%q)\n", v)
-		case uint16, uint64:
-			fmt.Fprintf(&b, "%T(%v)\n", v, v)
-		default:
-			panic(fmt.Sprintf("fuzzCorpusFile: unsupported type %T", v))
-		}
-	}
-	return b.Bytes()
-}
-
-type tokenFuzzSeed struct {
-	name string
-	vals []any
-}
-
 // Filter fingerprints as the service computes them, for realistic seeds.
 var (
 	seedFPPublic  = fingerprint("ownership=public")
@@ -227,10 +201,10 @@ func seedPayloads() map[string][]byte {
 	}
 }
 
-func pageTokenRoundTripSeeds() []tokenFuzzSeed {
-	var seeds []tokenFuzzSeed
+func pageTokenRoundTripSeeds() []fuzzseed.Seed {
+	var seeds []fuzzseed.Seed
 	add := func(name string, kind, otherKind byte, fp, otherFP uint64, payload []byte, pos uint16, mask byte, cut uint16) {
-		seeds = append(seeds, tokenFuzzSeed{name, []any{kind, otherKind, fp, otherFP, payload, pos, mask, cut}})
+		seeds = append(seeds, fuzzseed.Seed{Name: name, Vals: []any{kind, otherKind, fp, otherFP, payload, pos, mask, cut}})
 	}
 	for name, p := range seedPayloads() {
 		add("avatars_"+name, kindPassAvatars, kindPassGroups, seedFPPublic, seedFPPrivate, p, uint16(len(p)/2), 0x01, 1)
@@ -253,10 +227,10 @@ func sealRaw(body []byte) string {
 	return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, body...), sum[:tokenChecksumLen]...))
 }
 
-func decodeTokenSeeds() []tokenFuzzSeed {
-	var seeds []tokenFuzzSeed
+func decodeTokenSeeds() []fuzzseed.Seed {
+	var seeds []fuzzseed.Seed
 	add := func(name, token string, kind byte, fp uint64) {
-		seeds = append(seeds, tokenFuzzSeed{name, []any{token, kind, fp}})
+		seeds = append(seeds, fuzzseed.Seed{Name: name, Vals: []any{token, kind, fp}})
 	}
 	p := seedPayloads()
 	valid := encodeToken(kindPassAvatars, seedFPPublic, p["heygen_token"])
@@ -320,28 +294,8 @@ func decodeTokenSeeds() []tokenFuzzSeed {
 // TestPageTokenFuzzSeedCorpus writes (FUZZ_WRITE_SEEDS=1) or checks the
 // committed seed corpora against the tables above.
 func TestPageTokenFuzzSeedCorpus(t *testing.T) {
-	write := os.Getenv("FUZZ_WRITE_SEEDS") != ""
-	for target, seeds := range map[string][]tokenFuzzSeed{
+	fuzzseed.Check(t, map[string][]fuzzseed.Seed{
 		"FuzzPageTokenRoundTrip": pageTokenRoundTripSeeds(),
 		"FuzzDecodePageToken":    decodeTokenSeeds(),
-	} {
-		dir := filepath.Join("testdata", "fuzz", target)
-		for _, s := range seeds {
-			path := filepath.Join(dir, s.name)
-			want := fuzzCorpusFile(s.vals...)
-			if write {
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, want, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			got, err := os.ReadFile(path)
-			if err != nil || !bytes.Equal(got, want) {
-				t.Errorf("seed %s is missing or stale (regenerate: FUZZ_WRITE_SEEDS=1 go test -run '^TestPageTokenFuzzSeedCorpus$' ./catalogue): %v", path, err)
-			}
-		}
-	}
+	}, "go test -run '^TestPageTokenFuzzSeedCorpus$' ./catalogue")
 }

@@ -18,17 +18,16 @@ package heygen
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/heygen-grpc/heygen-grpc/internal/fuzzseed"
 )
 
 // ellipsis is what cleanMessage appends to a message it cut.
@@ -278,45 +277,21 @@ func allDigits(s string) bool {
 
 // ---- seed corpora ----------------------------------------------------------
 
-// fuzzCorpusFile encodes values in the `go test fuzz v1` format.
-func fuzzCorpusFile(vals ...any) []byte {
-	var b bytes.Buffer
-	b.WriteString("go test fuzz v1\n")
-	for _, v := range vals {
-		switch v := v.(type) {
-		case []byte:
-			fmt.Fprintf(&b, "[]byte(%q)\n", v)
-		case string:
-			fmt.Fprintf(&b, "string(%q)\n", v)
-		case int, int64, uint16, uint32, uint64:
-			fmt.Fprintf(&b, "%T(%v)\n", v, v)
-		default:
-			panic(fmt.Sprintf("fuzzCorpusFile: unsupported type %T", v))
-		}
-	}
-	return b.Bytes()
-}
-
-type fuzzSeed struct {
-	name string
-	vals []any
-}
-
 const bigLimit = uint16(65535)
 
-func envelopeSeed(name string, status int, body string) fuzzSeed {
-	return fuzzSeed{name, []any{[]byte(body), status, bigLimit}}
+func envelopeSeed(name string, status int, body string) fuzzseed.Seed {
+	return fuzzseed.Seed{Name: name, Vals: []any{[]byte(body), status, bigLimit}}
 }
 
 // checkResponseSeeds: every body shape in the HeyGen notes, under the
 // statuses they come with, plus malformed, huge, deep and unicode bodies.
-func checkResponseSeeds() []fuzzSeed {
+func checkResponseSeeds() []fuzzseed.Seed {
 	long := strings.Repeat("x", 2*maxMessageLen)
 	accents := strings.Repeat("é", maxMessageLen)        // 2-byte runes across the cut
 	emoji := strings.Repeat("\U0001F600", maxMessageLen) // 4-byte runes across the cut
 	deepArray := `{"data":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`
 	deepError := `{"error":` + strings.Repeat(`{"a":`, 600) + `1` + strings.Repeat("}", 600) + `}`
-	seeds := []fuzzSeed{
+	seeds := []fuzzseed.Seed{
 		// Success shapes.
 		envelopeSeed("v3_success", 200, `{"data":{"id":"Abigail_expressive_2024112501","name":"Abigail","avatar_type":"studio_avatar","tags":null}}`),
 		envelopeSeed("v3_list_page", 200, `{"data":[{"id":"josh_lite3_20230714","name":"Josh"}],"has_more":true,"next_token":"eyJvZmZzZXQiOjIwfQ"}`),
@@ -402,11 +377,11 @@ func checkResponseSeeds() []fuzzSeed {
 		envelopeSeed("utf8_bom", 200, "\xef\xbb\xbf{\"data\":{}}"),
 		envelopeSeed("nul_body", 500, "\x00\x00\x00"),
 		// Body size cap and statuses at the edges.
-		{"at_limit", []any{[]byte(`{"data":{}}`), 200, uint16(11)}},
-		{"over_limit_by_one", []any{[]byte(`{"data":{}}`), 200, uint16(10)}},
-		{"zero_limit_empty_body", []any{[]byte(``), 200, uint16(0)}},
-		{"over_limit_error_body", []any{[]byte(`{"error":{"code":"avatar_not_found","message":"x"}}`), 404, uint16(16)}},
-		{"over_limit_401", []any{[]byte(`{"code":400112,"message":"Unauthorized"}`), 401, uint16(8)}},
+		{Name: "at_limit", Vals: []any{[]byte(`{"data":{}}`), 200, uint16(11)}},
+		{Name: "over_limit_by_one", Vals: []any{[]byte(`{"data":{}}`), 200, uint16(10)}},
+		{Name: "zero_limit_empty_body", Vals: []any{[]byte(``), 200, uint16(0)}},
+		{Name: "over_limit_error_body", Vals: []any{[]byte(`{"error":{"code":"avatar_not_found","message":"x"}}`), 404, uint16(16)}},
+		{Name: "over_limit_401", Vals: []any{[]byte(`{"code":400112,"message":"Unauthorized"}`), 401, uint16(8)}},
 		envelopeSeed("status_100", 100, `{"data":{}}`),
 		envelopeSeed("status_299", 299, `{"data":{}}`),
 		envelopeSeed("status_300", 300, `{"data":{}}`),
@@ -422,7 +397,7 @@ func checkResponseSeeds() []fuzzSeed {
 // retryAfterSeeds: both header forms, the three HTTP-date layouts, edges
 // of uint32 and garbage. The other values give a realistic clock (2026),
 // the epoch and the ends of the int64 nanosecond range.
-func retryAfterSeeds() []fuzzSeed {
+func retryAfterSeeds() []fuzzseed.Seed {
 	const now2026 = int64(1792567680) * int64(time.Second) // 2026-10-21T07:28:00Z
 	type v struct {
 		name, value string
@@ -466,9 +441,9 @@ func retryAfterSeeds() []fuzzSeed {
 		{"min_clock", "Thu, 01 Jan 1970 00:00:00 GMT", 0, -1 << 63, 1<<63 - 1},
 		{"max_clock", "Fri, 11 Apr 2262 23:47:16 GMT", 0, 1<<63 - 1, -1 << 63},
 	}
-	seeds := make([]fuzzSeed, 0, len(vs))
+	seeds := make([]fuzzseed.Seed, 0, len(vs))
 	for _, s := range vs {
-		seeds = append(seeds, fuzzSeed{s.name, []any{s.value, s.n, s.nowNano, s.delta}})
+		seeds = append(seeds, fuzzseed.Seed{Name: s.name, Vals: []any{s.value, s.n, s.nowNano, s.delta}})
 	}
 	return seeds
 }
@@ -476,28 +451,8 @@ func retryAfterSeeds() []fuzzSeed {
 // TestFuzzSeedCorpus writes (FUZZ_WRITE_SEEDS=1) or checks the committed
 // seed corpora against the tables above.
 func TestFuzzSeedCorpus(t *testing.T) {
-	write := os.Getenv("FUZZ_WRITE_SEEDS") != ""
-	for target, seeds := range map[string][]fuzzSeed{
+	fuzzseed.Check(t, map[string][]fuzzseed.Seed{
 		"FuzzCheckResponse":   checkResponseSeeds(),
 		"FuzzParseRetryAfter": retryAfterSeeds(),
-	} {
-		dir := filepath.Join("testdata", "fuzz", target)
-		for _, s := range seeds {
-			path := filepath.Join(dir, s.name)
-			want := fuzzCorpusFile(s.vals...)
-			if write {
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, want, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			got, err := os.ReadFile(path)
-			if err != nil || !bytes.Equal(got, want) {
-				t.Errorf("seed %s is missing or stale (regenerate: FUZZ_WRITE_SEEDS=1 go test -run '^TestFuzzSeedCorpus$' ./heygen): %v", path, err)
-			}
-		}
-	}
+	}, "go test -run '^TestFuzzSeedCorpus$' ./heygen")
 }
