@@ -109,6 +109,8 @@ type ociImage struct {
 // secretAssignment is a key set in an environment, wherever it shows up.
 var secretAssignment = regexp.MustCompile(`HEYGEN_API_KEY=[^\s"']`)
 
+// TestContainerImage builds, checks and runs the image: see the top of
+// this file.
 func TestContainerImage(t *testing.T) {
 	repo, probe := containerPrerequisites(t)
 	dir := t.TempDir()
