@@ -10,9 +10,11 @@
 # the end-to-end tests (go test -tags e2e ./e2e: the binary driven by
 # grpcurl and grpc-health-probe, every README command compared with the
 # output the README shows, the Node, Go and Python example clients, config
-# errors, SIGTERM), the Kubernetes manifests (scripts/k8s-check.sh) and the
-# container image (scripts/container-check.sh; needs root and Debian's
-# buildah, which it installs only in CI). Every step runs even when
+# errors, SIGTERM), the Kubernetes manifests (scripts/k8s-check.sh: go test
+# in the deploy module, which renders with kustomize in-process, the pinned
+# kustomize CLI and kubectl when installed) and the container image
+# (scripts/container-check.sh: go test -tags container ./e2e; needs root
+# and Debian's buildah, which it installs only in CI). Every step runs even when
 # an earlier one failed (except the tool install, which the rest need), and
 # a summary closes the output. The exit code is non-zero if any step failed.
 #
@@ -266,8 +268,8 @@ step "go test -race" go_test
 step "fault suite (TestFaultSuite, TestFaultSuiteHostile)" fault_suite
 step "fuzz (scripts/fuzz.sh, FUZZTIME=${FUZZTIME:-10s} per target)" fuzz
 step "end-to-end (go test -tags e2e ./e2e)" e2e
-step "Kubernetes manifests (scripts/k8s-check.sh)" k8s_check
-step "container image (scripts/container-check.sh)" container_check
+step "Kubernetes manifests (scripts/k8s-check.sh: go test in deploy/)" k8s_check
+step "container image (scripts/container-check.sh: go test -tags container ./e2e)" container_check
 
 summary
 ((failures == 0))
