@@ -803,8 +803,11 @@ type rpcMethod struct {
 // protoMethods returns every RPC of every service in proto/heygen/v1.
 func protoMethods() ([]rpcMethod, error) {
 	files, err := filepath.Glob(protoGlob)
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("%s: no proto files (%v)", protoGlob, err)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", protoGlob, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: no proto files", protoGlob)
 	}
 	service := regexp.MustCompile(`(?m)^service\s+(\w+)\s*\{`)
 	rpc := regexp.MustCompile(`(?m)^\s*rpc\s+(\w+)\s*\([^)]*\)\s*returns\s*\(\s*(stream\s+)?`)

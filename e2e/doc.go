@@ -14,4 +14,9 @@
 // protobuf-compiler, protobuf-compiler-grpc and libprotobuf-dev; the tests
 // fail with the apt-get command when one is missing, and never install
 // anything themselves (scripts/install-debian-packages.sh does, in CI).
+//
+// container_test.go, behind its own build tag `container`, builds the image
+// with buildah and runs the binary from its root filesystem; it needs root,
+// so scripts/container-check.sh installs what it needs and runs
+// `go test -tags container ./e2e` on its own.
 package e2e

@@ -180,6 +180,10 @@ buf_breaking() {
 golangci() {
   echo "+ golangci-lint run ./...   ($(golangci-lint version --short), config .golangci.yml)"
   golangci-lint run ./...
+  # deploy/ is its own module (the Kubernetes API types stay out of the
+  # service's go.mod); the same configuration lints it.
+  echo "+ (cd deploy && golangci-lint run --config ../.golangci.yml ./...)"
+  (cd deploy && golangci-lint run --config ../.golangci.yml ./...)
 }
 
 # dockerignore_lists PATTERN...: .dockerignore has a line for each PATTERN.
