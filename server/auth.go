@@ -120,7 +120,7 @@ func parseCallers(data []byte) ([]callerEntry, error) {
 // each in constant time, and the loop never stops early, so timing
 // reveals neither how close a guess was nor which entry matched.
 func (s *TokenStore) Lookup(token string) (string, bool) {
-	sum := sha256.Sum256([]byte(token))
+	sum := hashOf(token)
 	found := ""
 	for _, e := range *s.entries.Load() {
 		if s.compare(sum[:], e.hash[:]) == 1 {
@@ -128,6 +128,17 @@ func (s *TokenStore) Lookup(token string) (string, bool) {
 		}
 	}
 	return found, found != ""
+}
+
+// hashOf is sha256 of a token, without a heap copy of the usual tokens
+// (this runs on every authenticated call).
+func hashOf(token string) [sha256.Size]byte {
+	var buf [128]byte
+	if len(token) <= len(buf) {
+		n := copy(buf[:], token)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(token))
 }
 
 // Callers returns the configured caller names.
@@ -180,8 +191,8 @@ func (a *Authenticator) authenticate(ctx context.Context) (string, error) {
 }
 
 func bearerToken(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	// Only the one key: FromIncomingContext would copy all the metadata.
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 {
 		return "", &authError{msg: "missing credentials: send `authorization: Bearer <token>` metadata"}
 	}

@@ -133,6 +133,8 @@ type Server struct {
 	conns    *connLimiter
 	usage    *usage
 	layers   *layers
+	// freshness caches the freshness response headers.
+	freshness freshnessHeaders
 }
 
 // layers are the gateway's per-call machinery around the handlers (see
