@@ -347,8 +347,12 @@ func BenchmarkChain(b *testing.B) {
 			if cfg.tokens {
 				md.Set("authorization", "Bearer "+benchToken)
 			}
+			// As grpc-go's stream context: metadata, the peer, the caller's
+			// deadline (grpcload and mesh probes send one).
 			base := peer.NewContext(metadata.NewIncomingContext(context.Background(), md),
 				&peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50051}})
+			base, cancel := context.WithTimeout(base, time.Hour)
+			defer cancel()
 			for _, rpc := range benchRPCs {
 				b.Run(rpc.name, func(b *testing.B) {
 					resp := responses[rpc.name]

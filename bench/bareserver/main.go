@@ -28,6 +28,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -87,6 +88,7 @@ func run() error {
 	avatarID := flag.String("avatar-id", "", "avatar_id of the GetAvatar request copied from the gateway (default: the first listed avatar)")
 	token := flag.String("token", "", "bearer token for the gateway, when it requires one")
 	wait := flag.Duration("wait", 60*time.Second, "how long to keep trying the gateway at startup")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the serving (from the first call copied to the stop) to this file")
 	flag.Parse()
 	for _, a := range []string{*addr, *from} {
 		if err := loopback.CheckAddr(a); err != nil {
@@ -158,6 +160,19 @@ func run() error {
 	log.Printf("bareserver: on %s, responses byte-identical to the gateway's: ListAvatars %d avatars %d bytes, GetAvatar %d bytes, ListVoices %d voices %d bytes; avatar_id=%s ",
 		lis.Addr(), len(av.list.GetAvatars()), len(listRaw), len(getRaw), len(vs.list.GetVoices()), len(voicesRaw), *avatarID)
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
