@@ -2,9 +2,12 @@ package catalogue
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
@@ -146,7 +149,7 @@ func lookPages(client *heygen.Client, opts heygen.ListLooksOptions, own heygenv1
 	return func(ctx context.Context, token string, size int) ([]*heygenv1.Avatar, string, error) {
 		o := opts
 		o.Token, o.Limit = token, size
-		p, err := client.Avatars.ListLooks(ctx, o)
+		p, err := crawlCall(ctx, func(ctx context.Context) (*heygen.Page[heygen.Look], error) { return client.Avatars.ListLooks(ctx, o) })
 		if err != nil {
 			return nil, "", err
 		}
@@ -222,15 +225,79 @@ func Avatars(client *heygen.Client) *Resource[*heygenv1.Avatar, avatarKeys, Avat
 		},
 	}
 	for _, own := range owners {
-		page := lookPages(client, heygen.ListLooksOptions{Ownership: ownershipToHeyGen[own]}, own)
-		r.Partitions = append(r.Partitions, Partition[*heygenv1.Avatar]{
-			Name: ownershipToHeyGen[own] + " looks",
-			Page: func(ctx context.Context, token string) ([]*heygenv1.Avatar, string, error) {
+		r.Partitions = append(r.Partitions, lookPartition(client, ownershipToHeyGen[own]+" looks", heygen.ListLooksOptions{Ownership: ownershipToHeyGen[own]}, own))
+	}
+	r.Split = func(ctx context.Context) ([]Partition[*heygenv1.Avatar], error) { return splitLooks(ctx, client) }
+	return r
+}
+
+func lookPartition(client *heygen.Client, name string, opts heygen.ListLooksOptions, own heygenv1.Ownership) Partition[*heygenv1.Avatar] {
+	page := lookPages(client, opts, own)
+	return Partition[*heygenv1.Avatar]{
+		Name: name,
+		Page: func(ctx context.Context, token string) ([]*heygenv1.Avatar, string, error) {
+			return page(ctx, token, heygen.MaxPageLimit)
+		},
+	}
+}
+
+// splitLooks slices the looks for a cold crawl. By group: the groups are
+// listed first (a few pages), then each group's looks are a list of their
+// own, of one page for most groups, all crawled side by side. When groups
+// are so small that this would take more than twice the pages of the
+// whole lists, by ownership and avatar type instead. Either way a look
+// the slices miss (in no listed group, of a type HeyGen adds later) is
+// found by the full crawl that follows.
+func splitLooks(ctx context.Context, client *heygen.Client) ([]Partition[*heygenv1.Avatar], error) {
+	type listed struct {
+		own    heygenv1.Ownership
+		groups []*heygenv1.AvatarGroup
+	}
+	lists := make([]listed, len(owners))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, own := range owners {
+		lists[i].own = own
+		page := groupPages(client, own)
+		g.Go(func() error {
+			var err error
+			lists[i].groups, err = pageList(gctx, ownershipToHeyGen[own]+" groups", func(ctx context.Context, token string) ([]*heygenv1.AvatarGroup, string, error) {
 				return page(ctx, token, heygen.MaxPageLimit)
-			},
+			}, crawlMaxPages(gctx), nil, 0)
+			return err
 		})
 	}
-	return r
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("list the groups to slice the looks by: %w", err)
+	}
+	pages := func(n int64) int { return int(max(1, (n+heygen.MaxPageLimit-1)/heygen.MaxPageLimit)) }
+	var byGroup []Partition[*heygenv1.Avatar]
+	slicePages, wholePages := 0, 0
+	for _, l := range lists {
+		var looks int64
+		own := ownershipToHeyGen[l.own]
+		for _, grp := range l.groups {
+			n := int64(grp.GetLooksCount())
+			looks += n
+			if n == 0 {
+				continue // an empty group (HeyGen counts its looks)
+			}
+			slicePages += pages(n)
+			byGroup = append(byGroup, lookPartition(client, own+" looks of group "+grp.GetId(),
+				heygen.ListLooksOptions{GroupID: grp.GetId(), Ownership: own}, l.own))
+		}
+		wholePages += pages(looks)
+	}
+	if slicePages <= 2*wholePages {
+		return byGroup, nil
+	}
+	var byType []Partition[*heygenv1.Avatar]
+	for _, own := range owners {
+		for _, typ := range []string{heygen.AvatarTypeStudio, heygen.AvatarTypeDigitalTwin, heygen.AvatarTypePhoto} {
+			byType = append(byType, lookPartition(client, ownershipToHeyGen[own]+" "+typ+" looks",
+				heygen.ListLooksOptions{Ownership: ownershipToHeyGen[own], AvatarType: typ}, own))
+		}
+	}
+	return byType, nil
 }
 
 // setFields returns the names whose flag is set.
@@ -264,7 +331,9 @@ type groupKeys struct {
 
 func groupPages(client *heygen.Client, own heygenv1.Ownership) func(context.Context, string, int) ([]*heygenv1.AvatarGroup, string, error) {
 	return func(ctx context.Context, token string, size int) ([]*heygenv1.AvatarGroup, string, error) {
-		p, err := client.Avatars.ListGroups(ctx, heygen.ListGroupsOptions{Ownership: ownershipToHeyGen[own], Limit: size, Token: token})
+		p, err := crawlCall(ctx, func(ctx context.Context) (*heygen.Page[heygen.Group], error) {
+			return client.Avatars.ListGroups(ctx, heygen.ListGroupsOptions{Ownership: ownershipToHeyGen[own], Limit: size, Token: token})
+		})
 		if err != nil {
 			return nil, "", err
 		}

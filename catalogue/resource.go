@@ -22,6 +22,15 @@ type Resource[T, K, F any] struct {
 	// merged in this order: an id seen twice keeps its first item, or, with
 	// Merge, the two merged.
 	Partitions []Partition[T]
+	// Split, if set, lists finer slices of the same items, to fill a cold
+	// cache faster: more partitions crawled side by side, each of fewer
+	// pages (HeyGen's filters slice the lists, by group, by gender). It
+	// may make HeyGen calls of its own (the groups whose looks it slices
+	// by). The slices may miss items a filter value they do not know would
+	// select (a look in no listed group, a voice of neither gender): the
+	// full crawl over Partitions that follows at once finds them, and logs
+	// that it did.
+	Split func(ctx context.Context) ([]Partition[T], error)
 	// Merge, if set, combines two items with one id from different
 	// partitions (a voice listed under several engines, say).
 	Merge func(first, again T) T

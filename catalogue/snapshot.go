@@ -36,6 +36,17 @@ func (s *Snapshot[T, K]) Get(id string) (T, bool) {
 	return zero, false
 }
 
+// missing returns the ids of s that other lacks, in order.
+func (s *Snapshot[T, K]) missing(other *Snapshot[T, K]) []string {
+	var out []string
+	for _, id := range s.ids {
+		if _, ok := other.index[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // build sorts, de-duplicates (the first of a duplicated id wins: crawl
 // partitions are merged in priority order), indexes and encodes items.
 func build[T, K, F any](r *Resource[T, K, F], built time.Time, items []T) *Snapshot[T, K] {

@@ -70,6 +70,9 @@ type config struct {
 	maxRecvMsgBytes      int
 	catalogueMaxPages    int
 	catalogueMaxItems    int
+	crawlConcurrency     int
+	coldPassThrough      int
+	splitCrawl           bool
 	notFoundTTL          time.Duration
 	voiceEngines         []string
 	heygenMaxConc        int
@@ -190,6 +193,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	dur(&c.catalogueTimeout, "catalogue-crawl-timeout", "CATALOGUE_CRAWL_TIMEOUT", catalogue.DefaultCrawlTimeout, "timeout of one whole catalogue crawl")
 	integer(&c.catalogueMaxPages, "catalogue-max-pages", "CATALOGUE_MAX_PAGES", catalogue.DefaultMaxPages, "most pages of one list in one crawl; past it the crawl fails and the last snapshot keeps serving")
 	integer(&c.catalogueMaxItems, "catalogue-max-items", "CATALOGUE_MAX_ITEMS", catalogue.DefaultMaxItems, "most items of one resource in one crawl; past it the crawl fails and the last snapshot keeps serving")
+	integer(&c.crawlConcurrency, "catalogue-crawl-concurrency", "CATALOGUE_CRAWL_CONCURRENCY", catalogue.DefaultCrawlConcurrency, "most HeyGen calls the catalogue's crawls make at once, every resource together")
+	integer(&c.coldPassThrough, "catalogue-cold-passthrough", "CATALOGUE_COLD_PASSTHROUGH", catalogue.DefaultColdPassThrough, "while a replica's first crawl runs, answer its callers from HeyGen with at most this many calls at once (0: callers wait for the crawl)")
+	boolean(&c.splitCrawl, "catalogue-split-crawl", "CATALOGUE_SPLIT_CRAWL", true, "fill a cold catalogue with a crawl split by HeyGen's filters (looks by group or type, voices by gender), then check it at once with a full crawl")
 	var voiceEngines string
 	str(&voiceEngines, "voice-engines", "VOICE_ENGINES", strings.Join(catalogue.DefaultVoiceEngines, ","), "speech engines whose voices the catalogue indexes for ListVoices' engine filter (comma-separated)")
 	dur(&c.notFoundTTL, "catalogue-not-found-ttl", "CATALOGUE_NOT_FOUND_TTL", catalogue.DefaultNotFoundTTL, "how long an id HeyGen does not have is answered NOT_FOUND without asking HeyGen again")
@@ -281,8 +287,8 @@ func (c *config) validate() error {
 		return configErrorf("-mtls-caller-identity needs -tls-client-ca")
 	case c.pprof && c.metricsAddr == "":
 		return configErrorf("-pprof needs -metrics-addr: pprof is served on the metrics port")
-	case c.maxInFlight < 0 || c.heygenMaxConc < 0 || c.breakerFailures < 0:
-		return configErrorf("-max-in-flight, -heygen-max-concurrent and -heygen-breaker-failures must not be negative")
+	case c.maxInFlight < 0 || c.heygenMaxConc < 0 || c.breakerFailures < 0 || c.coldPassThrough < 0:
+		return configErrorf("-max-in-flight, -heygen-max-concurrent, -heygen-breaker-failures and -catalogue-cold-passthrough must not be negative")
 	}
 	bounds := []struct {
 		name   string
@@ -292,6 +298,7 @@ func (c *config) validate() error {
 		{"-max-streams", c.maxStreams, 1 << 24}, {"-max-watch-streams", c.maxWatchStreams, 1 << 24},
 		{"-max-header-bytes", c.maxHeaderBytes, 16 << 20}, {"-max-request-bytes", c.maxRecvMsgBytes, 64 << 20},
 		{"-catalogue-max-pages", c.catalogueMaxPages, 1 << 30}, {"-catalogue-max-items", c.catalogueMaxItems, 1 << 30},
+		{"-catalogue-crawl-concurrency", c.crawlConcurrency, 1024},
 	}
 	for _, b := range bounds {
 		if b.v < 1 || b.v > b.max {
