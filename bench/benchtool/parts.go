@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -230,6 +232,7 @@ var (
 	coldPassThrough = coldVariant{"pass-through only", []string{"-catalogue-split-crawl=false"}, false}
 	coldBuilt       = coldVariant{"built: split crawl + pass-through (defaults)", nil, false}
 	coldStorm       = coldVariant{"built, 200 cold callers at once", nil, true}
+	coldNarrow      = coldVariant{"built, crawl bound 16", []string{"-catalogue-crawl-concurrency=16"}, false}
 )
 
 // coldPart starts fresh gateways against a slow HeyGen and times their
@@ -241,7 +244,7 @@ func (r *runner) coldPart() error {
 		variants             []coldVariant
 	}{
 		{"avatars only", benchGroups, benchLooks, 0, []coldVariant{coldSequential, coldBuilt}},
-		{"avatars and voices", benchGroups, benchLooks, benchVoices, []coldVariant{coldSequential, coldSplit, coldPassThrough, coldBuilt, coldStorm}},
+		{"avatars and voices", benchGroups, benchLooks, benchVoices, []coldVariant{coldSequential, coldSplit, coldPassThrough, coldBuilt, coldStorm, coldNarrow}},
 	}
 	for _, c := range catalogues {
 		f, err := r.startFake("fake-cold-"+strings.ReplaceAll(c.name, " ", "-"), c.groups, c.looks, c.voice, r.o.latency)
@@ -282,7 +285,11 @@ func (r *runner) coldRun(name string, f *fake, v coldVariant) (ColdRun, error) {
 	defer gw.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	conn, err := grpc.NewClient(gw.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// Reconnect every 10 ms while the process starts listening: grpc-go's
+	// default backoff (1 s) would be measured instead of the gateway.
+	conn, err := grpc.NewClient(gw.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1, MaxDelay: 10 * time.Millisecond},
+			MinConnectTimeout: time.Second}))
 	if err != nil {
 		return run, err
 	}
@@ -351,6 +358,14 @@ func (r *runner) coldRun(name string, f *fake, v coldVariant) (ColdRun, error) {
 	poll("heygen-grpc.catalogue", &run.SnapshotS)
 	if v.storm {
 		wg.Go(func() {
+			// The callers arrive as soon as the gateway listens.
+			for ctx.Err() == nil {
+				if c, err := net.DialTimeout("tcp", gw.addr, time.Second); err == nil {
+					_ = c.Close()
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 			rep, err := r.load(name+"-storm", gw.addr, "list", 0, "-n", strconv.Itoa(coldCallers), "-c", strconv.Itoa(coldCallers),
 				"-connections", "10", "-warmup", "0s", "-timeout", "120s", "-token", gw.token)
 			if err != nil {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
 )
 
 // The report keeps, across runs, whatever a person wrote between these
@@ -240,6 +242,17 @@ func goals(b *strings.Builder, r *Results) {
 		t.add(fmt.Sprintf("Cold replica (%s): full snapshot, built / sequential", cat.Name), fmt.Sprintf("≤ %.2f", goalColdShare),
 			fmt.Sprintf("%s (%s / %s s)", f2(share), f1(built.SnapshotS), f1(seq.SnapshotS)), met(share <= goalColdShare))
 	}
+	within, worst := true, ""
+	for _, c := range r.Cold {
+		limit := coldCeiling(c.Flags)
+		within = within && c.MaxInFlight <= limit
+		worst += fmt.Sprintf("%s%d/%d", map[bool]string{true: "", false: ", "}[worst == ""], c.MaxInFlight, limit)
+	}
+	if len(r.Cold) > 0 {
+		t.add("Concurrent HeyGen calls of every cold start, against its ceiling (crawl bound + cold pass-through bound)",
+			fmt.Sprintf("≤ %d by default (%d + %d)", catalogue.DefaultCrawlConcurrency+catalogue.DefaultColdPassThrough,
+				catalogue.DefaultCrawlConcurrency, catalogue.DefaultColdPassThrough), worst, met(within))
+	}
 	if mem := r.Memory; mem != nil {
 		t.add(fmt.Sprintf("Peak RSS, %dk looks, %dk groups, %dk voices, %d callers", mem.Looks/1000, mem.Groups/1000, mem.Voices/1000, mem.Callers),
 			fmt.Sprintf("< %.0f MiB", goalRSSMiB), f1(mem.HWMMiB)+" MiB", met(mem.HWMMiB < goalRSSMiB))
@@ -263,6 +276,24 @@ func goals(b *strings.Builder, r *Results) {
 	}
 	t.add("Every measured call answered OK", "0 errors", strconv.Itoa(errs)+" errors", met(errs == 0))
 	w("%s\n", t)
+}
+
+// coldCeiling is the most HeyGen calls a gateway started with these
+// flags may have in flight for its catalogue: the crawls' bound plus the
+// cold pass-through's.
+func coldCeiling(flags string) int {
+	crawl, pass := catalogue.DefaultCrawlConcurrency, catalogue.DefaultColdPassThrough
+	for _, f := range strings.Fields(flags) {
+		k, v, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
+		n, err := strconv.Atoi(v)
+		switch {
+		case k == "catalogue-crawl-concurrency" && err == nil:
+			crawl = n
+		case k == "catalogue-cold-passthrough" && err == nil:
+			pass = n
+		}
+	}
+	return crawl + pass
 }
 
 // throughput pools the rounds' calls per second.
