@@ -95,6 +95,9 @@ type Group struct {
 	Error *AvatarError `json:"error"`
 }
 
+// defaultPageLimit is the page size HeyGen uses when none is asked for.
+const defaultPageLimit = 20
+
 // Page is one page of a HeyGen list.
 type Page[T any] struct {
 	// Items are the items on this page.
@@ -151,13 +154,18 @@ func setIf(q url.Values, k, v string) {
 	}
 }
 
-// list fetches one page of a list endpoint.
-func list[T any](ctx context.Context, c *Client, path Path, q url.Values) (*Page[T], error) {
+// list fetches one page of a list endpoint, of up to limit items (0:
+// HeyGen's default).
+func list[T any](ctx context.Context, c *Client, path Path, q url.Values, limit int) (*Page[T], error) {
 	req, err := c.NewRequest(ctx, http.MethodGet, path, q, nil)
 	if err != nil {
 		return nil, err
 	}
-	var items []T
+	if limit <= 0 {
+		limit = defaultPageLimit
+	}
+	// Sized for the page: decoding appends to it instead of growing it.
+	items := make([]T, 0, limit)
 	resp, err := c.Do(req, &items)
 	if err != nil {
 		return nil, err
@@ -195,7 +203,7 @@ func (s *AvatarsService) ListLooks(ctx context.Context, opts ListLooksOptions) (
 	}
 	setIf(q, "avatar_type", opts.AvatarType)
 	setIf(q, "ownership", opts.Ownership)
-	return list[Look](ctx, s.c, Route("/v3/avatars/looks"), q)
+	return list[Look](ctx, s.c, Route("/v3/avatars/looks"), q, opts.Limit)
 }
 
 // GetLook fetches one look (GET /v3/avatars/looks/{look_id}).
@@ -213,7 +221,7 @@ func (s *AvatarsService) ListGroups(ctx context.Context, opts ListGroupsOptions)
 		return nil, err
 	}
 	setIf(q, "ownership", opts.Ownership)
-	return list[Group](ctx, s.c, Route("/v3/avatars"), q)
+	return list[Group](ctx, s.c, Route("/v3/avatars"), q, opts.Limit)
 }
 
 // GetGroup fetches one avatar group (GET /v3/avatars/{group_id}).

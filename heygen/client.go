@@ -312,7 +312,8 @@ func (c *Client) Do(req *http.Request, v any) (*Response, error) {
 		}
 		return nil, c.transportError(req.Method, endpoint, int(counter.n.Load()), err)
 	}
-	env, err := checkResponse(resp, c.maxBytes, c.keys.redact)
+	env, body, err := checkResponse(resp, c.maxBytes, c.keys.redact)
+	defer body.release() // after Data, a slice of it, is decoded
 	attempts := int(counter.n.Load())
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
