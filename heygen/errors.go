@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -241,18 +240,26 @@ func (r *rawRef) UnmarshalJSON(b []byte) error {
 
 // bodies recycles response body buffers. A crawl reads a thousand pages of
 // tens of kilobytes each; reading each into a new, doubling slice, then
-// copying its data out, was most of what a crawl allocated.
-var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// copying its data out, was most of what a crawl allocated. A bounded free
+// list, not a sync.Pool: every garbage collection empties a pool, several
+// times a crawl.
+var bodies = make(chan *bytes.Buffer, 16)
 
-// maxPooledBody is the largest buffer kept for reuse.
-const maxPooledBody = 1 << 20
+// maxPooledBody is the largest buffer kept for reuse (16 of them at most
+// stay allocated).
+const maxPooledBody = 256 << 10
 
 // body is a response body read into a recycled buffer.
 type body struct{ buf *bytes.Buffer }
 
 func readBody(r io.Reader, sizeHint, maxBytes int64) (body, error) {
-	b := body{buf: bodies.Get().(*bytes.Buffer)}
-	b.buf.Reset()
+	var b body
+	select {
+	case b.buf = <-bodies:
+		b.buf.Reset()
+	default:
+		b.buf = new(bytes.Buffer)
+	}
 	if sizeHint > 0 && sizeHint <= maxBytes {
 		b.buf.Grow(int(sizeHint))
 	}
@@ -266,7 +273,10 @@ func (b body) bytes() []byte { return b.buf.Bytes() }
 // anything sliced from it (an envelope's Data), afterwards.
 func (b body) release() {
 	if b.buf != nil && b.buf.Cap() <= maxPooledBody {
-		bodies.Put(b.buf)
+		select {
+		case bodies <- b.buf:
+		default:
+		}
 	}
 }
 
