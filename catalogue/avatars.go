@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
@@ -58,28 +60,55 @@ func invert[K, V comparable](m map[K]V) map[V]K {
 // AvatarFromLook converts a HeyGen look. Unknown enum values become
 // *_UNSPECIFIED with the upstream string kept in the *_raw field.
 func AvatarFromLook(l *heygen.Look) *heygenv1.Avatar {
-	a := &heygenv1.Avatar{
-		Id:                      l.ID,
-		Name:                    l.Name,
-		AvatarType:              avatarTypeFromHeyGen[l.AvatarType],
-		AvatarTypeRaw:           l.AvatarType,
-		GroupId:                 l.GroupID,
-		Gender:                  l.Gender,
-		DefaultVoiceId:          l.DefaultVoiceID,
-		PreviewImageUrl:         l.PreviewImageURL,
-		PreviewVideoUrl:         l.PreviewVideoURL,
-		ImageWidth:              int32Ptr(l.ImageWidth),
-		ImageHeight:             int32Ptr(l.ImageHeight),
-		SupportedApiEngines:     l.SupportedAPIEngines,
-		Tags:                    l.Tags,
-		Error:                   avatarError(l.Error),
-		PreferredOrientation:    enumOf(orientationFromHeyGen, l.PreferredOrientation),
-		PreferredOrientationRaw: l.PreferredOrientation,
-		Status:                  enumOf(avatarStatusFromHeyGen, l.Status),
-		StatusRaw:               l.Status,
-		CreatedAt:               timestampPtr(l.CreatedAt),
-	}
+	a := &heygenv1.Avatar{}
+	fillAvatar(a, l)
 	return a
+}
+
+// fillAvatar sets a to look l, as AvatarFromLook makes it, reusing a's
+// timestamp and sizes (the crawl converts 50,000 looks into recycled
+// avatars: see recycledAvatars).
+func fillAvatar(a *heygenv1.Avatar, l *heygen.Look) {
+	created, width, height := a.CreatedAt, a.ImageWidth, a.ImageHeight
+	proto.Reset(a)
+	a.Id, a.Name = l.ID, l.Name
+	a.AvatarType, a.AvatarTypeRaw = avatarTypeFromHeyGen[l.AvatarType], l.AvatarType
+	a.GroupId, a.Gender, a.DefaultVoiceId = l.GroupID, l.Gender, l.DefaultVoiceID
+	a.PreviewImageUrl, a.PreviewVideoUrl = l.PreviewImageURL, l.PreviewVideoURL
+	a.ImageWidth, a.ImageHeight = int32Into(width, l.ImageWidth), int32Into(height, l.ImageHeight)
+	a.SupportedApiEngines, a.Tags = l.SupportedAPIEngines, l.Tags
+	a.Error = avatarError(l.Error)
+	a.PreferredOrientation, a.PreferredOrientationRaw = enumOf(orientationFromHeyGen, l.PreferredOrientation), l.PreferredOrientation
+	a.Status, a.StatusRaw = enumOf(avatarStatusFromHeyGen, l.Status), l.Status
+	if l.CreatedAt != nil {
+		if created == nil {
+			created = &timestamppb.Timestamp{}
+		}
+		created.Seconds, created.Nanos = *l.CreatedAt, 0
+		a.CreatedAt = created
+	}
+}
+
+// recycledAvatars are avatars a crawl converted looks into and no longer
+// needs: each is encoded, and its filter fields taken, as its page arrives
+// (see Resource.Recycle). A bounded free list rather than a sync.Pool,
+// which every garbage collection empties, several times a crawl.
+var recycledAvatars = make(chan *heygenv1.Avatar, 1024)
+
+func recycledAvatar() *heygenv1.Avatar {
+	select {
+	case a := <-recycledAvatars:
+		return a
+	default:
+		return &heygenv1.Avatar{}
+	}
+}
+
+func recycleAvatar(a *heygenv1.Avatar) {
+	select {
+	case recycledAvatars <- a:
+	default:
+	}
 }
 
 // AvatarGroupFromGroup converts a HeyGen group.
@@ -136,26 +165,45 @@ func NewAvatarFilter(req *heygenv1.ListAvatarsRequest) AvatarFilter {
 
 // avatarKeys are an avatar's filter fields, prepared once per snapshot.
 type avatarKeys struct {
-	text    string // lower-case name + "\x00" + id
-	gender  string // lower case
-	tags    []string
-	engines []string
+	text        string // lower-case name + "\x00" + id
+	gender      string // lower case
+	tags        []string
+	engines     []string
+	groupID     string
+	typ         heygenv1.AvatarType
+	own         heygenv1.Ownership
+	orientation heygenv1.Orientation
 }
 
 func itoa[E ~int32](e E) string { return strconv.Itoa(int(e)) }
 
 // lookPages pages through HeyGen's looks with the given filters.
 func lookPages(client *heygen.Client, opts heygen.ListLooksOptions, own heygenv1.Ownership) func(context.Context, string, int) ([]*heygenv1.Avatar, string, error) {
+	var looks []heygen.Look // a crawl's partition pages one page after another: reused
 	return func(ctx context.Context, token string, size int) ([]*heygenv1.Avatar, string, error) {
 		o := opts
 		o.Token, o.Limit = token, size
+		_, crawling := ctx.Value(crawlRunKey{}).(*crawlRun)
+		if crawling {
+			o.Into = heygen.ResetLooks(looks)
+		}
 		p, err := crawlCall(ctx, func(ctx context.Context) (*heygen.Page[heygen.Look], error) { return client.Avatars.ListLooks(ctx, o) })
 		if err != nil {
 			return nil, "", err
 		}
+		if crawling {
+			looks = p.Items
+		}
+		// A crawl recycles the avatars it converts (see Resource.Recycle);
+		// callers passed through keep theirs.
 		out := make([]*heygenv1.Avatar, len(p.Items))
 		for i := range p.Items {
-			out[i] = AvatarFromLook(&p.Items[i])
+			if crawling {
+				out[i] = recycledAvatar()
+				fillAvatar(out[i], &p.Items[i])
+			} else {
+				out[i] = AvatarFromLook(&p.Items[i])
+			}
 			out[i].Ownership = own
 		}
 		return out, p.NextToken, nil
@@ -167,17 +215,16 @@ func lookPages(client *heygen.Client, opts heygen.ListLooksOptions, own heygenv1
 // came from does), indexed by group.
 func Avatars(client *heygen.Client) *Resource[*heygenv1.Avatar, avatarKeys, AvatarFilter] {
 	r := &Resource[*heygenv1.Avatar, avatarKeys, AvatarFilter]{
-		Name:   "avatars",
-		Kind:   'A',
-		ID:     (*heygenv1.Avatar).GetId,
-		Group:  (*heygenv1.Avatar).GetGroupId,
-		Encode: PreEncode[*heygenv1.Avatar],
+		Name:    "avatars",
+		Kind:    'A',
+		ID:      (*heygenv1.Avatar).GetId,
+		Group:   func(k *avatarKeys) string { return k.groupID },
+		Wire:    ProtoWire(func() *heygenv1.Avatar { return &heygenv1.Avatar{} }),
+		Recycle: recycleAvatar,
 		Prepare: func(a *heygenv1.Avatar) avatarKeys {
-			k := avatarKeys{text: strings.ToLower(a.GetName() + "\x00" + a.GetId()), gender: strings.ToLower(a.GetGender()),
-				engines: a.GetSupportedApiEngines()}
-			for _, t := range a.GetTags() {
-				k.tags = append(k.tags, strings.ToLower(t))
-			}
+			k := avatarKeys{text: lowerText(a.GetName(), a.GetId()), gender: intern(strings.ToLower(a.GetGender())),
+				engines: internSet(a.GetSupportedApiEngines(), false), tags: internSet(a.GetTags(), true), groupID: intern(a.GetGroupId()),
+				typ: a.GetAvatarType(), own: a.GetOwnership(), orientation: a.GetPreferredOrientation()}
 			return k
 		},
 		Filter: FilterSpec[*heygenv1.Avatar, avatarKeys, AvatarFilter]{
@@ -186,12 +233,12 @@ func Avatars(client *heygen.Client) *Resource[*heygenv1.Avatar, avatarKeys, Avat
 					itoa(f.Orientation), f.Tag)
 			},
 			Group: func(f AvatarFilter) string { return f.GroupID },
-			Match: func(f AvatarFilter, a *heygenv1.Avatar, k *avatarKeys) bool {
+			Match: func(f AvatarFilter, k *avatarKeys) bool {
 				switch {
-				case f.GroupID != "" && a.GetGroupId() != f.GroupID,
-					f.AvatarType != 0 && a.GetAvatarType() != f.AvatarType,
-					f.Ownership != 0 && a.GetOwnership() != f.Ownership,
-					f.Orientation != 0 && a.GetPreferredOrientation() != f.Orientation,
+				case f.GroupID != "" && k.groupID != f.GroupID,
+					f.AvatarType != 0 && k.typ != f.AvatarType,
+					f.Ownership != 0 && k.own != f.Ownership,
+					f.Orientation != 0 && k.orientation != f.Orientation,
 					f.Gender != "" && k.gender != f.Gender,
 					f.Query != "" && !strings.Contains(k.text, f.Query),
 					f.Engine != "" && !slices.Contains(k.engines, f.Engine),
@@ -327,6 +374,7 @@ func NewGroupFilter(req *heygenv1.ListAvatarGroupsRequest) GroupFilter {
 type groupKeys struct {
 	text   string
 	gender string
+	own    heygenv1.Ownership
 }
 
 func groupPages(client *heygen.Client, own heygenv1.Ownership) func(context.Context, string, int) ([]*heygenv1.AvatarGroup, string, error) {
@@ -354,14 +402,14 @@ func AvatarGroups(client *heygen.Client) *Resource[*heygenv1.AvatarGroup, groupK
 		Kind: 'G',
 		ID:   (*heygenv1.AvatarGroup).GetId,
 		Prepare: func(g *heygenv1.AvatarGroup) groupKeys {
-			return groupKeys{text: strings.ToLower(g.GetName() + "\x00" + g.GetId()), gender: strings.ToLower(g.GetGender())}
+			return groupKeys{text: lowerText(g.GetName(), g.GetId()), gender: intern(strings.ToLower(g.GetGender())), own: g.GetOwnership()}
 		},
 		Filter: FilterSpec[*heygenv1.AvatarGroup, groupKeys, GroupFilter]{
 			Key: func(f GroupFilter) string {
 				return FilterKey("avatar groups", itoa(f.Ownership), f.Query, f.Gender)
 			},
-			Match: func(f GroupFilter, g *heygenv1.AvatarGroup, k *groupKeys) bool {
-				return (f.Ownership == 0 || g.GetOwnership() == f.Ownership) && (f.Gender == "" || k.gender == f.Gender) &&
+			Match: func(f GroupFilter, k *groupKeys) bool {
+				return (f.Ownership == 0 || k.own == f.Ownership) && (f.Gender == "" || k.gender == f.Gender) &&
 					(f.Query == "" || strings.Contains(k.text, f.Query))
 			},
 		},

@@ -389,7 +389,8 @@ func failureReason(err error) string {
 }
 
 // crawlAll pages through every partition side by side (the split ones
-// when split) and builds the snapshot.
+// when split) and builds the snapshot. Each page is prepared as it
+// arrives (see prepare), so that the crawl holds encodings, not items.
 func (c *Cache[T, K, F]) crawlAll(ctx context.Context, built time.Time, split bool) (*Snapshot[T, K], error) {
 	parts := c.res.Partitions
 	if split {
@@ -398,12 +399,13 @@ func (c *Cache[T, K, F]) crawlAll(ctx context.Context, built time.Time, split bo
 			return nil, fmt.Errorf("split crawl of %s: %w", c.res.Name, err)
 		}
 	}
-	results := make([][]T, len(parts))
+	prev := c.snap.Load() // unchanged items reuse its encodings and keys
+	results := make([][][]entry[T, K], len(parts))
 	var items atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range parts {
 		g.Go(func() error {
-			all, err := c.pageAll(gctx, &parts[i], &items)
+			all, err := c.pageAll(gctx, &parts[i], &items, prev)
 			results[i] = all
 			return err
 		})
@@ -411,60 +413,74 @@ func (c *Cache[T, K, F]) crawlAll(ctx context.Context, built time.Time, split bo
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return build(c.res, built, merge(results)), nil
+	return build(c.res, built, merge(results), prev), nil
 }
 
-// merge concatenates the partitions' items in partition order (the
-// priority order build's de-duplication relies on), releasing each
-// partition's slice as it goes.
-func merge[T any](results [][]T) []T {
+// merge concatenates the partitions' chunks of entries in partition
+// order (the priority order build's de-duplication relies on).
+func merge[E any](results [][]E) []E {
 	n := 0
 	for _, r := range results {
 		n += len(r)
 	}
-	merged := make([]T, 0, n)
-	for i, r := range results {
+	merged := make([]E, 0, n)
+	for _, r := range results {
 		merged = append(merged, r...)
-		results[i] = nil
 	}
 	return merged
 }
 
 // pageAll fetches one partition's pages until HeyGen gives no next token,
-// within the crawl's bounds (see pageList).
-func (c *Cache[T, K, F]) pageAll(ctx context.Context, p *Partition[T], items *atomic.Int64) ([]T, error) {
-	return pageList(ctx, p.Name, p.Page, c.opts.MaxPages, items, c.opts.MaxItems)
+// within the crawl's bounds (see pageList), preparing each page's items.
+func (c *Cache[T, K, F]) pageAll(ctx context.Context, p *Partition[T], items *atomic.Int64, prev *Snapshot[T, K]) ([][]entry[T, K], error) {
+	var all [][]entry[T, K]
+	err := eachPage(ctx, p.Name, p.Page, c.opts.MaxPages, items, c.opts.MaxItems, func(page []T) {
+		for _, it := range page {
+			if n := len(all); n == 0 || len(all[n-1]) == chunkSize {
+				all = append(all, make([]entry[T, K], 0, chunkSize))
+			}
+			all[len(all)-1] = append(all[len(all)-1], prepare(c.res, it, prev))
+		}
+	})
+	return all, err
 }
 
-// pageList fetches a list's pages until HeyGen gives no next token, within
-// a crawl's bounds: a repeated token (a loop), more than maxPages pages, or
-// more than maxItems items across the crawl (counted in items, when not
-// nil) stop it.
+// pageList fetches a list's pages (see eachPage) and returns their items.
 func pageList[X any](ctx context.Context, name string, page func(context.Context, string) ([]X, string, error),
 	maxPages int, items *atomic.Int64, maxItems int) ([]X, error) {
 	var all []X
+	err := eachPage(ctx, name, page, maxPages, items, maxItems, func(got []X) { all = append(all, got...) })
+	return all, err
+}
+
+// eachPage fetches a list's pages until HeyGen gives no next token,
+// handing each to keep, within a crawl's bounds: a repeated token (a
+// loop), more than maxPages pages, or more than maxItems items across the
+// crawl (counted in items, when not nil) stop it.
+func eachPage[X any](ctx context.Context, name string, page func(context.Context, string) ([]X, string, error),
+	maxPages int, items *atomic.Int64, maxItems int, keep func([]X)) error {
 	seen := map[string]struct{}{}
 	token := ""
 	for pages := 0; ; pages++ {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("crawl %s: %w", name, err)
+			return fmt.Errorf("crawl %s: %w", name, err)
 		}
 		if pages >= maxPages {
-			return nil, &BoundError{Partition: name, Reason: ReasonTooManyPages, Pages: pages, Limit: maxPages}
+			return &BoundError{Partition: name, Reason: ReasonTooManyPages, Pages: pages, Limit: maxPages}
 		}
 		got, next, err := page(ctx, token)
 		if err != nil {
-			return nil, fmt.Errorf("crawl %s: %w", name, err)
+			return fmt.Errorf("crawl %s: %w", name, err)
 		}
-		all = append(all, got...)
+		keep(got)
 		if items != nil && items.Add(int64(len(got))) > int64(maxItems) {
-			return nil, &BoundError{Partition: name, Reason: ReasonTooManyItems, Pages: pages + 1, Limit: maxItems}
+			return &BoundError{Partition: name, Reason: ReasonTooManyItems, Pages: pages + 1, Limit: maxItems}
 		}
 		if next == "" {
-			return all, nil
+			return nil
 		}
 		if _, dup := seen[next]; dup || next == token {
-			return nil, &BoundError{Partition: name, Reason: ReasonLoopingToken, Pages: pages + 1}
+			return &BoundError{Partition: name, Reason: ReasonLoopingToken, Pages: pages + 1}
 		}
 		seen[next] = struct{}{}
 		token = next
@@ -640,7 +656,7 @@ func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSi
 	if spec.Group != nil {
 		group = spec.Group(f)
 	}
-	items, next := snap.page(func(item T, keys *K) bool { return spec.Match(f, item, keys) }, group, after, pageSize)
+	items, next := snap.page(func(keys *K) bool { return spec.Match(f, keys) }, group, after, pageSize)
 	page := &Page[T]{Items: items, Meta: c.meta(snap, src)}
 	if next != "" {
 		page.NextPageToken = EncodeToken(c.res.Kind, key, []byte(next))
@@ -655,6 +671,17 @@ func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSi
 // crawl. While there is no snapshot and the last crawl's backoff runs, the
 // crawl's error is returned and nothing is sent.
 func (c *Cache[T, K, F]) Get(ctx context.Context, id string) (T, Meta, error) {
+	return c.get(ctx, id, false)
+}
+
+// GetEncoded implements [Reader]: [Cache.Get], with an item from the
+// snapshot in its wire form (see Resource.Wire): to answer with, not to
+// read.
+func (c *Cache[T, K, F]) GetEncoded(ctx context.Context, id string) (T, Meta, error) {
+	return c.get(ctx, id, true)
+}
+
+func (c *Cache[T, K, F]) get(ctx context.Context, id string, encoded bool) (T, Meta, error) {
 	var zero T
 	if c.coldAnswers() && c.opts.limits.pass.TryAcquire(1) {
 		// Cold, with the first crawl under way: ask HeyGen for this id now
@@ -670,8 +697,13 @@ func (c *Cache[T, K, F]) Get(ctx context.Context, id string) (T, Meta, error) {
 	case errors.As(err, &cold):
 		return zero, Meta{}, err
 	case err == nil:
-		if item, ok := snap.Get(id); ok && !c.changing(item) {
-			return item, c.meta(snap, src), nil
+		if wire, changing, ok := snap.encoded(id); ok && !changing {
+			if encoded {
+				return wire, c.meta(snap, src), nil
+			}
+			if item, ok := snap.Get(id); ok {
+				return item, c.meta(snap, src), nil
+			}
 		}
 		if item, ok := c.found.Get(id); ok && !c.changing(item) {
 			return item, c.meta(snap, src), nil

@@ -89,6 +89,8 @@ type voiceKeys struct {
 	text     string // lower-case name + "\x00" + id
 	language string // lower case
 	gender   string // lower case
+	own      heygenv1.Ownership
+	engines  []string
 }
 
 // detailConcurrency bounds the detail lookups of one page of cloned voices
@@ -168,13 +170,13 @@ func withDetails(ctx context.Context, client *heygen.Client, voices []*heygenv1.
 func Voices(client *heygen.Client, engines []string) *Resource[*heygenv1.Voice, voiceKeys, VoiceFilter] {
 	engines = slices.Clone(engines)
 	r := &Resource[*heygenv1.Voice, voiceKeys, VoiceFilter]{
-		Name:   "voices",
-		Kind:   'V',
-		ID:     (*heygenv1.Voice).GetId,
-		Encode: PreEncode[*heygenv1.Voice],
+		Name: "voices",
+		Kind: 'V',
+		ID:   (*heygenv1.Voice).GetId,
+		Wire: ProtoWire(func() *heygenv1.Voice { return &heygenv1.Voice{} }),
 		Prepare: func(v *heygenv1.Voice) voiceKeys {
-			return voiceKeys{text: strings.ToLower(v.GetName() + "\x00" + v.GetId()), language: strings.ToLower(v.GetLanguage()),
-				gender: strings.ToLower(v.GetGender())}
+			return voiceKeys{text: lowerText(v.GetName(), v.GetId()), language: intern(strings.ToLower(v.GetLanguage())),
+				gender: intern(strings.ToLower(v.GetGender())), own: v.GetOwnership(), engines: internSet(v.GetEngines(), false)}
 		},
 		Merge: func(first, again *heygenv1.Voice) *heygenv1.Voice {
 			for _, e := range again.GetEngines() {
@@ -197,11 +199,11 @@ func Voices(client *heygen.Client, engines []string) *Resource[*heygenv1.Voice, 
 				}
 				return nil
 			},
-			Match: func(f VoiceFilter, v *heygenv1.Voice, k *voiceKeys) bool {
-				return (f.Ownership == 0 || v.GetOwnership() == f.Ownership) &&
+			Match: func(f VoiceFilter, k *voiceKeys) bool {
+				return (f.Ownership == 0 || k.own == f.Ownership) &&
 					(f.Language == "" || k.language == f.Language) &&
 					(f.Gender == "" || k.gender == f.Gender) &&
-					(f.Engine == "" || slices.Contains(v.GetEngines(), f.Engine)) &&
+					(f.Engine == "" || slices.Contains(k.engines, f.Engine)) &&
 					(f.Query == "" || strings.Contains(k.text, f.Query))
 			},
 		},

@@ -393,7 +393,7 @@ func prepared(tb testing.TB, w *benchWorld, rpc benchRPC) any {
 		}
 		return &heygenv1.ListAvatarsResponse{Avatars: p.Items, NextPageToken: p.NextPageToken}
 	case "get":
-		a, _, err := w.set.Avatars.Get(ctx, w.lookID)
+		a, _, err := w.set.Avatars.GetEncoded(ctx, w.lookID)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -5,9 +5,8 @@
 // It serves the standard health service and AvatarsService's ListAvatars
 // and GetAvatar and VoicesService's ListVoices, each answering one response
 // held in memory, with the gateway's encoding tricks: every avatar and
-// voice of a list is pre-encoded once (catalogue.PreEncode), as the
-// gateway's catalogue does, and GetAvatar's avatar is encoded per call, as
-// the gateway's is.
+// voice, listed or got, is pre-encoded once (catalogue.PreEncode), as the
+// gateway's catalogue keeps them.
 //
 // The responses are the gateway's own: at startup bareserver calls each
 // method on the gateway (-from) once, with the requests it will be
@@ -131,7 +130,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if av.get, err = preEncoded(getRaw, &heygenv1.GetAvatarResponse{}, func(*heygenv1.GetAvatarResponse) {}); err != nil {
+	if av.get, err = preEncoded(getRaw, &heygenv1.GetAvatarResponse{}, func(r *heygenv1.GetAvatarResponse) {
+		r.Avatar = catalogue.PreEncode(r.Avatar)
+	}); err != nil {
 		return fmt.Errorf("GetAvatar: %w", err)
 	}
 	voicesRaw, err := f.fetch("/heygen.v1.VoicesService/ListVoices", &heygenv1.ListVoicesRequest{PageSize: int32(*pageSize)})

@@ -329,7 +329,7 @@ func cpuSection(b *strings.Builder, r *Results) {
 		"(`server.TransportOptions`: the same stream worker pool and bounds), the stock health service, and no interceptors, " +
 		"stats handler, tap, logging or lookup. It answers every call with the gateway's own response, copied at startup and " +
 		"rebuilt with the gateway's encoding (each listed avatar and voice pre-encoded once, GetAvatar's avatar encoded per " +
-		"call): it refuses to start unless its responses are byte-identical to the gateway's:\n\n")
+		"them): it refuses to start unless its responses are byte-identical to the gateway's:\n\n")
 	for _, line := range r.Reference {
 		w("- %s\n", line)
 	}
