@@ -34,7 +34,10 @@ func (f *flight) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := f.now.Add(1)
 		defer f.now.Add(-1)
-		for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
+		for p := f.peak.Load(); n > p; p = f.peak.Load() {
+			if f.peak.CompareAndSwap(p, n) {
+				break
+			}
 		}
 		if f.gate != nil {
 			select {

@@ -153,21 +153,13 @@ func lowerText(name, id string) string {
 				if 'A' <= r && r <= 'Z' {
 					r += 'a' - 'A'
 				}
-				b.WriteByte(byte(r))
+				b.WriteByte(byte(r)) //nolint:gosec // G115: r < utf8.RuneSelf, one byte
 			} else {
 				b.WriteRune(unicode.ToLower(r))
 			}
 		}
 	}
 	return b.String()
-}
-
-func int32Ptr(v *int64) *int32 {
-	if v == nil {
-		return nil
-	}
-	c := clampInt32(*v)
-	return &c
 }
 
 func clampInt32(v int64) int32 {

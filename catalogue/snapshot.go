@@ -167,7 +167,7 @@ func build[T, K, F any](r *Resource[T, K, F], built time.Time, chunks [][]entry[
 	order := make([]uint32, 0, n)
 	for ci, c := range chunks {
 		for j := range c {
-			order = append(order, uint32(ci)<<chunkBits|uint32(j)) //nolint:gosec // G115: chunks hold chunkSize entries; a crawl far fewer than 2^32
+			order = append(order, uint32(ci)<<chunkBits|uint32(j))
 		}
 	}
 	at := func(x uint32) *entry[T, K] { return &chunks[x>>chunkBits][x&chunkMask] }
@@ -198,7 +198,7 @@ func build[T, K, F any](r *Resource[T, K, F], built time.Time, chunks [][]entry[
 		if !e.prepared {
 			finish(r, e, prev)
 		}
-		pos := int32(k) //nolint:gosec // G115: as above
+		pos := int32(k)
 		s.ids[k], s.keys[k], s.wire[k] = e.id, e.keys, e.wire
 		if r.Group != nil {
 			if g := r.Group(e.keys); g != "" {

@@ -72,7 +72,10 @@ func (r *runner) cpuConfig(config string) error {
 		return err
 	}
 	line := strings.TrimSpace(ref.tail())
-	r.res.Reference = append(r.res.Reference, config+": "+line[strings.Index(line, "bareserver:"):])
+	if i := strings.Index(line, "bareserver:"); i >= 0 {
+		line = line[i:]
+	}
+	r.res.Reference = append(r.res.Reference, config+": "+line)
 	avatarID := between(line, "avatar_id=", " ")
 	if avatarID == "" {
 		// The reference copied GetAvatar for the first listed avatar: ask it.
@@ -360,7 +363,8 @@ func (r *runner) coldRun(name string, f *fake, v coldVariant) (ColdRun, error) {
 		wg.Go(func() {
 			// The callers arrive as soon as the gateway listens.
 			for ctx.Err() == nil {
-				if c, err := net.DialTimeout("tcp", gw.addr, time.Second); err == nil {
+				d := net.Dialer{Timeout: time.Second}
+				if c, err := d.DialContext(ctx, "tcp", gw.addr); err == nil {
 					_ = c.Close()
 					break
 				}
@@ -415,11 +419,11 @@ func fetch(url, path string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody) //nolint:gosec // G704: a loopback URL, checked above
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req) //nolint:gosec // G704: a loopback URL, checked above
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -528,7 +532,7 @@ func (r *runner) gobenchPart() error {
 		"./catalogue/", "./server/"}
 	r.res.GoBenchCmd = "go " + strings.Join(args, " ")
 	logf("Go benchmarks: %s", r.res.GoBenchCmd)
-	cmd := exec.Command("go", args...) //nolint:gosec // G204: fixed arguments
+	cmd := exec.CommandContext(context.Background(), "go", args...)
 	cmd.Dir = r.repo
 	out, err := cmd.CombinedOutput()
 	_ = os.WriteFile(filepath.Join(r.tmp, "gobench.txt"), out, 0o600)
@@ -622,11 +626,11 @@ func (r *runner) profilePart() error {
 		if rep.CPU != nil {
 			p.MicrosPC = rep.CPU.ServerS * 1e6 / float64(max(rep.Requests, 1))
 		}
-		top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount", "25", filepath.Join(r.bin, "heygen-grpc"), prof).Output() //nolint:gosec // G204: our files
+		top, err := exec.CommandContext(context.Background(), "go", "tool", "pprof", "-top", "-nodecount", "25", filepath.Join(r.bin, "heygen-grpc"), prof).Output() //nolint:gosec // G204: our files
 		if err != nil {
 			return fmt.Errorf("go tool pprof: %w", err)
 		}
-		cum, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount", "45", "-focus", `grpc\.\(\*Server\)\.handleStream`, //nolint:gosec // G204: our files
+		cum, err := exec.CommandContext(context.Background(), "go", "tool", "pprof", "-top", "-cum", "-nodecount", "45", "-focus", `grpc\.\(\*Server\)\.handleStream`, //nolint:gosec // G204: our files
 			filepath.Join(r.bin, "heygen-grpc"), prof).Output()
 		if err != nil {
 			return fmt.Errorf("go tool pprof: %w", err)

@@ -63,7 +63,7 @@ func (ps *procs) start(dir, name string, prefix, argv, env []string) (*proc, err
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(args[0], args[1:]...) //nolint:gosec // G204: the benchmark's own binaries
+	cmd := exec.CommandContext(context.Background(), args[0], args[1:]...) //nolint:gosec // G204: the benchmark's own binaries
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + dir}, env...)
@@ -176,7 +176,7 @@ func waitHealth(addr, service string, timeout time.Duration, p *proc) error {
 	last := errors.New("no answer yet")
 	for time.Now().Before(deadline) {
 		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited: %v\n%s", p.name, p.err, p.tail())
+			return fmt.Errorf("%s exited: %w\n%s", p.name, p.err, p.tail())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
@@ -222,11 +222,11 @@ func (f *fake) call(method, path string, into any) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, f.admin+path, http.NoBody) //nolint:gosec // G704: a loopback URL, checked above
+	req, err := http.NewRequestWithContext(ctx, method, f.admin+path, http.NoBody)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req) //nolint:gosec // G704: a loopback URL, checked above
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

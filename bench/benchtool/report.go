@@ -328,8 +328,8 @@ func cpuSection(b *strings.Builder, r *Results) {
 	w("The reference (`bench/bareserver`) is a bare grpc-go server with the gateway's transport options " +
 		"(`server.TransportOptions`: the same stream worker pool and bounds), the stock health service, and no interceptors, " +
 		"stats handler, tap, logging or lookup. It answers every call with the gateway's own response, copied at startup and " +
-		"rebuilt with the gateway's encoding (each listed avatar and voice pre-encoded once, GetAvatar's avatar encoded per " +
-		"them): it refuses to start unless its responses are byte-identical to the gateway's:\n\n")
+		"rebuilt with the gateway's encoding (each avatar and voice, listed or got, pre-encoded once, as the gateway's " +
+		"catalogue keeps them): it refuses to start unless its responses are byte-identical to the gateway's:\n\n")
 	for _, line := range r.Reference {
 		w("- %s\n", line)
 	}

@@ -50,7 +50,7 @@ const (
 	memLooks      = 10
 	memVoices     = 5000
 	pageSize      = 50
-	benchKey      = "bench-key-not-secret" //nolint:gosec // G101: the fake HeyGen's key, not a credential
+	benchKey      = "bench-key-not-secret"
 	coldCallers   = 200
 	memCallers    = 50
 	memDuration   = 15 * time.Second
@@ -160,7 +160,7 @@ func (r *runner) meta() error {
 			}
 		}
 	}
-	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
+	if out, err := exec.CommandContext(context.Background(), "uname", "-sr").Output(); err == nil {
 		m.Kernel = strings.TrimSpace(string(out))
 	}
 	m.Placement = r.place.text
@@ -182,7 +182,7 @@ func sortedParts(p map[string]bool) []string {
 }
 
 func gitOut(args ...string) string {
-	out, err := exec.Command("git", args...).Output()
+	out, err := exec.CommandContext(context.Background(), "git", args...).Output()
 	if err != nil {
 		return "unknown"
 	}
@@ -205,7 +205,7 @@ func (r *runner) build() error {
 		{"heygen-grpc", "./cmd/heygen-grpc"}, {"fakeheygen", "./bench/fakeheygen"}, {"bareserver", "./bench/bareserver"},
 		{"grpcload", "./bench/grpcload"}, {"restload", "./bench/restload"},
 	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(r.bin, t.out), t.pkg) //nolint:gosec // G204: fixed arguments
+		cmd := exec.CommandContext(context.Background(), "go", "build", "-o", filepath.Join(r.bin, t.out), t.pkg) //nolint:gosec // G204: fixed arguments
 		cmd.Dir = r.repo
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build %s: %w\n%s", t.pkg, err, out)

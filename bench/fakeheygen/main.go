@@ -58,11 +58,19 @@ type inFlight struct {
 	voice     atomic.Int64 // voice detail requests
 }
 
+// raisePeak raises peak to n if n is higher.
+func raisePeak(peak *atomic.Int64, n int64) {
+	for p := peak.Load(); n > p; p = peak.Load() {
+		if peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
 func (f *inFlight) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := f.now.Add(1)
-		for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
-		}
+		raisePeak(&f.peak, n)
 		if strings.HasPrefix(r.URL.Path, pathVoices+"/") {
 			f.voice.Add(1)
 		}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -18,7 +19,9 @@ import (
 // architecture Go supports (the kernel exports it as a constant ABI).
 const clockTick = 100
 
-func ticks(n uint64) time.Duration { return time.Duration(n) * time.Second / clockTick }
+func ticks(n uint64) time.Duration {
+	return time.Duration(min(n, math.MaxInt64/uint64(time.Second))) * time.Second / clockTick
+}
 
 // ProcCPU returns the user + system CPU time pid has used so far (all its
 // threads), to 10 ms.
