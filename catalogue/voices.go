@@ -137,7 +137,7 @@ func withDetails(ctx context.Context, client *heygen.Client, voices []*heygenv1.
 	g.SetLimit(detailConcurrency)
 	for i, v := range voices {
 		g.Go(func() error {
-			d, err := crawlCall(gctx, func(ctx context.Context) (*heygen.Voice, error) { return client.Voices.Get(ctx, v.GetId()) })
+			d, err := crawlDetail(gctx, func(ctx context.Context) (*heygen.Voice, error) { return client.Voices.Get(ctx, v.GetId()) })
 			var herr *heygen.Error
 			if errors.As(err, &herr) && herr.Kind == heygen.KindNotFound {
 				return nil

@@ -358,7 +358,7 @@ func (r *runner) coldRun(name string, f *fake, v coldVariant) (ColdRun, error) {
 		})
 	}
 	poll("heygen-grpc.ready", &run.ReadyS)
-	poll("heygen-grpc.catalogue", &run.SnapshotS)
+	poll("heygen-grpc.catalogue", &run.CatalogueHealthS)
 	if v.storm {
 		wg.Go(func() {
 			// The callers arrive as soon as the gateway listens.
@@ -394,8 +394,17 @@ func (r *runner) coldRun(name string, f *fake, v coldVariant) (ColdRun, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Every resource holds a snapshot once its first crawl is logged (the
+	// health service follows within its 1 s reconciliation).
+	first := map[string]float64{}
 	for _, rf := range run.Refreshes {
 		run.VerifiedS = max(run.VerifiedS, rf.AtS)
+		if _, ok := first[rf.Resource]; !ok {
+			first[rf.Resource] = rf.AtS
+		}
+	}
+	for _, at := range first {
+		run.SnapshotS = max(run.SnapshotS, at)
 	}
 	st, err := f.stats()
 	if err != nil {

@@ -119,7 +119,9 @@ type ColdRun struct {
 	FirstListS float64 `json:"first_list_s"` // first ListAvatars answered
 	FirstGetS  float64 `json:"first_get_s"`  // first GetAvatar answered
 	ReadyS     float64 `json:"ready_s"`      // heygen-grpc.ready SERVING
-	SnapshotS  float64 `json:"snapshot_s"`   // every resource holds a snapshot (heygen-grpc.catalogue SERVING)
+	SnapshotS  float64 `json:"snapshot_s"`   // every resource holds a snapshot (its first crawl logged)
+	// CatalogueHealthS is when heygen-grpc.catalogue was seen SERVING.
+	CatalogueHealthS float64 `json:"catalogue_health_s"`
 	VerifiedS  float64 `json:"verified_s"`   // the last crawl of the cold start ended (log)
 	FirstSrc   string  `json:"first_source"` // x-heygen-source of the first answer
 	// HeyGen calls until the cold start settled, by kind, and the most in
