@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,12 @@ const (
 	// MaxPageSize is the largest page served from the catalogue: 500
 	// avatars are about 250 KB on the wire, well under gRPC's 4 MiB.
 	MaxPageSize = 500
+	// DefaultCrawlConcurrency bounds the HeyGen calls the crawls of a
+	// catalogue (every resource together) make at once.
+	DefaultCrawlConcurrency = 32
+	// DefaultColdPassThrough bounds the HeyGen calls made at once for
+	// callers passed through to HeyGen while a cache is cold.
+	DefaultColdPassThrough = 4
 	// firstRetry is the backoff after a first failed crawl; it doubles up
 	// to the refresh interval.
 	firstRetry = 5 * time.Second
@@ -78,6 +85,21 @@ type Options struct {
 	// voice list's engine filter (default DefaultVoiceEngines). Only the
 	// catalogue's voices use it.
 	VoiceEngines []string
+	// CrawlConcurrency bounds the HeyGen calls that the crawls make at once:
+	// those of every resource of a Set together, list pages and voice
+	// details alike (default DefaultCrawlConcurrency).
+	CrawlConcurrency int
+	// ColdPassThrough bounds the HeyGen calls made at once for callers
+	// passed through to HeyGen while a cache has no snapshot and its first
+	// crawl runs (default DefaultColdPassThrough; negative turns it off:
+	// cold callers then wait for the crawl). Callers past the bound wait
+	// for the crawl.
+	ColdPassThrough int
+	// NoSplitCrawl turns the split crawl of a cold cache off (see
+	// Resource.Split): the first crawl is then a full one, like the others.
+	NoSplitCrawl bool
+
+	limits *crawlLimits // shared by the caches of a Set
 }
 
 func (o Options) withDefaults() Options {
@@ -105,6 +127,13 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	defInt(&o.CrawlConcurrency, DefaultCrawlConcurrency)
+	if o.ColdPassThrough == 0 {
+		o.ColdPassThrough = DefaultColdPassThrough
+	}
+	if o.limits == nil {
+		o.limits = newCrawlLimits(o)
+	}
 	return o
 }
 
@@ -129,6 +158,9 @@ type Refresh struct {
 	Calls int
 	// Took is the crawl's duration.
 	Took time.Duration
+	// Split reports a split crawl (see Resource.Split); a full one checks
+	// it next.
+	Split bool
 }
 
 // Source says where an answer came from; it is sent to callers as
@@ -173,6 +205,18 @@ type Cache[T, K, F any] struct {
 	lookups singleflight.Group
 	found   *lru.Cache[string, T]         // misses HeyGen had; purged by every new snapshot
 	missing *expirable.LRU[string, error] // misses HeyGen did not have
+
+	// split reports that the serving snapshot came from a split crawl,
+	// which a full crawl is still to check.
+	split atomic.Bool
+	// crawling reports a crawl under way.
+	crawling atomic.Bool
+	// passFailed stops cold pass-through until the next crawl once HeyGen
+	// failed a call passed through (rate limits, an outage, the key): the
+	// callers then wait for the crawl rather than add to HeyGen's trouble.
+	passFailed atomic.Bool
+	// passes coalesces identical lists passed through while cold.
+	passes singleflight.Group
 }
 
 // NewCache returns an empty cache of res; it fills on the first read or
@@ -219,6 +263,10 @@ func (c *Cache[T, K, F]) Run(ctx context.Context) {
 				return
 			}
 			wait = max(c.untilRetry(), 0)
+		} else if c.split.Load() {
+			// A split crawl filled the cold cache: check it with a full
+			// crawl at once (see Resource.Split).
+			wait = 0
 		} else if s := c.snap.Load(); s != nil {
 			// A snapshot loaded from the fleet may be older than this
 			// replica's schedule: refresh when it falls due.
@@ -253,15 +301,25 @@ func (c *Cache[T, K, F]) untilRetry() time.Duration {
 }
 
 // refresh runs one crawl, shared with any concurrent caller, and installs
-// its snapshot. A caller that gives up does not cancel the crawl.
+// its snapshot. A caller that gives up does not cancel the crawl. A cold
+// cache (no snapshot) of a resource with a Split crawls split, unless
+// NoSplitCrawl; every other crawl is a full one.
 func (c *Cache[T, K, F]) refresh(ctx context.Context) error {
 	ch := c.crawl.DoChan("crawl", func() (any, error) {
+		c.passFailed.Store(false)
+		c.crawling.Store(true)
+		defer c.crawling.Store(false)
 		cctx, cancel := context.WithTimeout(heygen.WithQueueing(context.WithoutCancel(ctx)), c.opts.CrawlTimeout)
 		defer cancel()
+		run := &crawlRun{slots: c.opts.limits.crawl, maxPages: c.opts.MaxPages}
+		cctx = withCrawlRun(cctx, run)
+		split := c.snap.Load() == nil && c.res.Split != nil && !c.opts.NoSplitCrawl
 		start := c.opts.Now()
-		snap, calls, loaded, err := c.obtain(cctx, start)
+		snap, split, loaded, err := c.obtain(cctx, start, split)
+		calls := int(run.calls.Load())
 		took := c.opts.Now().Sub(start)
 		reason := ReasonOK
+		var missed []string
 		c.mu.Lock()
 		if err != nil {
 			reason = failureReason(err)
@@ -274,8 +332,12 @@ func (c *Cache[T, K, F]) refresh(ctx context.Context) error {
 			}
 			c.retryAt = c.lastErrAt.Add(wait)
 		} else {
+			if prev := c.snap.Load(); prev != nil && c.split.Load() && !split {
+				missed = snap.missing(prev)
+			}
 			c.lastErr, c.backoff, c.retryAt = nil, 0, time.Time{}
 			c.snap.Store(snap)
+			c.split.Store(split)
 			c.found.Purge()
 		}
 		retryIn := c.retryAt.Sub(c.opts.Now())
@@ -285,26 +347,34 @@ func (c *Cache[T, K, F]) refresh(ctx context.Context) error {
 		if loaded {
 			reason = ReasonShared
 		}
-		out := Refresh{Err: err, Reason: reason, Calls: calls, Took: took}
+		out := Refresh{Err: err, Reason: reason, Calls: calls, Took: took, Split: split}
 		if serving != nil {
 			out.Items, out.Built = serving.Len(), serving.Built
 		}
 		log := c.opts.Logger
+		kind := "full"
+		if split {
+			kind = "split"
+		}
 		switch {
 		case err == nil && loaded:
 			log.InfoContext(ctx, "catalogue loaded from the fleet's shared snapshot", "resource", c.res.Name, "items", snap.Len(),
 				"snapshot_age_s", int64(c.opts.Now().Sub(snap.Built).Seconds()), "took_ms", took.Milliseconds())
 		case err == nil:
-			log.InfoContext(ctx, "catalogue refreshed", "resource", c.res.Name, "items", snap.Len(),
+			log.InfoContext(ctx, "catalogue refreshed", "resource", c.res.Name, "crawl", kind, "items", snap.Len(),
 				"heygen_calls", calls, "took_ms", took.Milliseconds())
 		case serving != nil:
 			log.WarnContext(ctx, "catalogue refresh failed; the last good snapshot keeps serving up to the maximum staleness",
-				"resource", c.res.Name, "reason", reason, "error", err, "took_ms", took.Milliseconds(),
+				"resource", c.res.Name, "crawl", kind, "reason", reason, "error", err, "took_ms", took.Milliseconds(),
 				"serving_snapshot_age_s", int64(c.opts.Now().Sub(serving.Built).Seconds()), "next_crawl_in_ms", retryIn.Milliseconds())
 		default:
 			log.ErrorContext(ctx, "catalogue crawl failed and there is no snapshot yet; calls that need it get this error until the next crawl",
-				"resource", c.res.Name, "reason", reason, "error", err, "took_ms", took.Milliseconds(),
+				"resource", c.res.Name, "crawl", kind, "reason", reason, "error", err, "took_ms", took.Milliseconds(),
 				"next_crawl_in_ms", retryIn.Milliseconds())
+		}
+		if len(missed) > 0 {
+			log.WarnContext(ctx, "the split crawl of the cold catalogue missed items that the full crawl found (HeyGen returned a value its filters do not partition, such as a new avatar type); they are served since the full crawl",
+				"resource", c.res.Name, "missed", len(missed), "first_missed_ids", missed[:min(len(missed), 5)])
 		}
 		if c.opts.Observer != nil {
 			c.opts.Observer.Refreshed(c.res.Name, out)
@@ -330,63 +400,99 @@ func failureReason(err error) string {
 	return ReasonHeyGen
 }
 
-// crawlAll pages through every partition side by side and builds the
-// snapshot.
-func (c *Cache[T, K, F]) crawlAll(ctx context.Context, built time.Time) (*Snapshot[T, K], int, error) {
+// crawlAll pages through every partition side by side (the split ones
+// when split) and builds the snapshot. Each page is prepared as it
+// arrives (see prepare), so that the crawl holds encodings, not items.
+func (c *Cache[T, K, F]) crawlAll(ctx context.Context, built time.Time, split bool) (*Snapshot[T, K], error) {
 	parts := c.res.Partitions
-	results := make([][]T, len(parts))
-	var calls, items atomic.Int64
+	if split {
+		var err error
+		if parts, err = c.res.Split(ctx); err != nil {
+			return nil, fmt.Errorf("split crawl of %s: %w", c.res.Name, err)
+		}
+	}
+	prev := c.snap.Load() // unchanged items reuse its encodings and keys
+	results := make([][][]entry[T, K], len(parts))
+	var items atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range parts {
 		g.Go(func() error {
-			all, err := c.pageAll(gctx, &parts[i], &calls, &items)
+			all, err := c.pageAll(gctx, &parts[i], &items, prev)
 			results[i] = all
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, int(calls.Load()), err
+		return nil, err
 	}
+	return build(c.res, built, merge(results), prev), nil
+}
+
+// merge concatenates the partitions' chunks of entries in partition
+// order (the priority order build's de-duplication relies on).
+func merge[E any](results [][]E) []E {
 	n := 0
 	for _, r := range results {
 		n += len(r)
 	}
-	merged := make([]T, 0, n)
-	for i, r := range results {
+	merged := make([]E, 0, n)
+	for _, r := range results {
 		merged = append(merged, r...)
-		results[i] = nil
 	}
-	return build(c.res, built, merged), int(calls.Load()), nil
+	return merged
 }
 
 // pageAll fetches one partition's pages until HeyGen gives no next token,
-// within the crawl's bounds: a repeated token (a loop), too many pages or
-// too many items across the crawl stop it.
-func (c *Cache[T, K, F]) pageAll(ctx context.Context, p *Partition[T], calls, items *atomic.Int64) ([]T, error) {
-	var all []T
+// within the crawl's bounds (see pageList), preparing each page's items.
+func (c *Cache[T, K, F]) pageAll(ctx context.Context, p *Partition[T], items *atomic.Int64, prev *Snapshot[T, K]) ([][]entry[T, K], error) {
+	var all [][]entry[T, K]
+	err := eachPage(ctx, p.Name, p.Page, c.opts.MaxPages, items, c.opts.MaxItems, func(page []T) {
+		for _, it := range page {
+			if n := len(all); n == 0 || len(all[n-1]) == chunkSize {
+				all = append(all, make([]entry[T, K], 0, chunkSize))
+			}
+			all[len(all)-1] = append(all[len(all)-1], prepare(c.res, it, prev))
+		}
+	})
+	return all, err
+}
+
+// pageList fetches a list's pages (see eachPage) and returns their items.
+func pageList[X any](ctx context.Context, name string, page func(context.Context, string) ([]X, string, error),
+	maxPages int, items *atomic.Int64, maxItems int) ([]X, error) {
+	var all []X
+	err := eachPage(ctx, name, page, maxPages, items, maxItems, func(got []X) { all = append(all, got...) })
+	return all, err
+}
+
+// eachPage fetches a list's pages until HeyGen gives no next token,
+// handing each to keep, within a crawl's bounds: a repeated token (a
+// loop), more than maxPages pages, or more than maxItems items across the
+// crawl (counted in items, when not nil) stop it.
+func eachPage[X any](ctx context.Context, name string, page func(context.Context, string) ([]X, string, error),
+	maxPages int, items *atomic.Int64, maxItems int, keep func([]X)) error {
 	seen := map[string]struct{}{}
 	token := ""
 	for pages := 0; ; pages++ {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("crawl %s: %w", p.Name, err)
+			return fmt.Errorf("crawl %s: %w", name, err)
 		}
-		if pages >= c.opts.MaxPages {
-			return nil, &BoundError{Partition: p.Name, Reason: ReasonTooManyPages, Pages: pages, Limit: c.opts.MaxPages}
+		if pages >= maxPages {
+			return &BoundError{Partition: name, Reason: ReasonTooManyPages, Pages: pages, Limit: maxPages}
 		}
-		calls.Add(1)
-		got, next, err := p.Page(ctx, token)
+		got, next, err := page(ctx, token)
 		if err != nil {
-			return nil, fmt.Errorf("crawl %s: %w", p.Name, err)
+			return fmt.Errorf("crawl %s: %w", name, err)
 		}
-		all = append(all, got...)
-		if items.Add(int64(len(got))) > int64(c.opts.MaxItems) {
-			return nil, &BoundError{Partition: p.Name, Reason: ReasonTooManyItems, Pages: pages + 1, Limit: c.opts.MaxItems}
+		keep(got)
+		if items != nil && items.Add(int64(len(got))) > int64(maxItems) {
+			return &BoundError{Partition: name, Reason: ReasonTooManyItems, Pages: pages + 1, Limit: maxItems}
 		}
 		if next == "" {
-			return all, nil
+			return nil
 		}
 		if _, dup := seen[next]; dup || next == token {
-			return nil, &BoundError{Partition: p.Name, Reason: ReasonLoopingToken, Pages: pages + 1}
+			return &BoundError{Partition: name, Reason: ReasonLoopingToken, Pages: pages + 1}
 		}
 		seen[next] = struct{}{}
 		token = next
@@ -440,6 +546,87 @@ func (c *Cache[T, K, F]) meta(snap *Snapshot[T, K], src Source) Meta {
 	return m
 }
 
+// coldAnswers reports that callers can be passed through to HeyGen: the
+// cache has no snapshot and its first crawl is under way (after a failed
+// one, callers get the failure until the next crawl, and nothing is sent),
+// and cold pass-through is on.
+func (c *Cache[T, K, F]) coldAnswers() bool {
+	return c.opts.limits.pass != nil && c.snap.Load() == nil && c.crawling.Load() && !c.passFailed.Load()
+}
+
+// passed notes the outcome of a call passed through while cold: a failure
+// that is HeyGen's (not the caller's: an unknown id, a bad filter) stops
+// the pass-through until the next crawl.
+func (c *Cache[T, K, F]) passed(err error) {
+	var herr *heygen.Error
+	var lerr *heygen.LimitError
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+	case errors.As(err, &herr) && (herr.Kind == heygen.KindNotFound || herr.Kind == heygen.KindInvalidArgument):
+	case errors.As(err, &herr), errors.As(err, &lerr), errors.Is(err, context.DeadlineExceeded):
+		c.passFailed.Store(true)
+	}
+}
+
+// PassingThrough reports whether the cache, cold, answers callers from
+// HeyGen while its first crawl runs (see Options.ColdPassThrough): a
+// replica that can reach HeyGen can answer then.
+func (c *Cache[T, K, F]) PassingThrough() bool { return c.coldAnswers() }
+
+// errPassBusy: every cold pass-through slot is taken; the caller waits for
+// the crawl instead.
+var errPassBusy = errors.New("catalogue: no cold pass-through slot free")
+
+// coldPage answers the first page of a list from HeyGen while the cache is
+// cold (see coldAnswers), when HeyGen can apply the list's filters: one
+// call, shared by every caller asking the same page at the time, within
+// the ColdPassThrough bound. ok is false when the caller should wait for
+// the crawl instead.
+func (c *Cache[T, K, F]) coldPage(ctx context.Context, f F, pageSize int) (page *Page[T], ok bool, err error) {
+	up := c.res.Upstream
+	if up == nil || !c.coldAnswers() || len(up.Unsupported(f)) > 0 {
+		return nil, false, nil
+	}
+	key := up.Key(f) + "\x00" + strconv.Itoa(pageSize)
+	ch := c.passes.DoChan(key, func() (any, error) {
+		// Checked again here: a caller that saw the cache cold may get
+		// here after a pass-through failed or the crawl ended.
+		if !c.coldAnswers() || !c.opts.limits.pass.TryAcquire(1) {
+			return nil, errPassBusy
+		}
+		defer c.opts.limits.pass.Release(1)
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LookupTimeout)
+		defer cancel()
+		page, err := NewPassThrough(c.res).List(lctx, f, "", pageSize)
+		c.passed(err)
+		return page, err
+	})
+	select {
+	case r := <-ch:
+		if errors.Is(r.Err, errPassBusy) {
+			return nil, false, nil
+		}
+		if r.Err != nil {
+			return nil, true, r.Err
+		}
+		return r.Val.(*Page[T]), true, nil
+	case <-ctx.Done():
+		return nil, true, ctx.Err()
+	}
+}
+
+// passThrough continues a list passed through to HeyGen, within the
+// ColdPassThrough bound (waiting for a slot).
+func (c *Cache[T, K, F]) passThrough(ctx context.Context, f F, pageToken string, pageSize int) (*Page[T], error) {
+	if pass := c.opts.limits.pass; pass != nil {
+		if err := pass.Acquire(ctx, 1); err != nil {
+			return nil, err
+		}
+		defer pass.Release(1)
+	}
+	return NewPassThrough(c.res).List(ctx, f, pageToken, pageSize)
+}
+
 // changing reports an item whose snapshot copy may be out of date.
 func (c *Cache[T, K, F]) changing(item T) bool { return c.res.Changing != nil && c.res.Changing(item) }
 
@@ -461,9 +648,19 @@ func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSi
 	if pageToken != "" {
 		payload, err := DecodeToken(pageToken, c.res.Kind, key)
 		if err != nil {
+			// A list passed through to HeyGen while the cache was cold
+			// (here or on another replica) continues there, in HeyGen's
+			// order.
+			if up := c.res.Upstream; up != nil {
+				if _, perr := DecodeToken(pageToken, passThroughKind(c.res.Kind), up.Key(f)); perr == nil {
+					return c.passThrough(ctx, f, pageToken, pageSize)
+				}
+			}
 			return nil, err
 		}
 		after = string(payload)
+	} else if page, ok, err := c.coldPage(ctx, f, pageSize); ok {
+		return page, err
 	}
 	snap, src, err := c.current(ctx)
 	if err != nil {
@@ -473,7 +670,7 @@ func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSi
 	if spec.Group != nil {
 		group = spec.Group(f)
 	}
-	items, next := snap.page(func(item T, keys *K) bool { return spec.Match(f, item, keys) }, group, after, pageSize)
+	items, next := snap.page(func(keys *K) bool { return spec.Match(f, keys) }, group, after, pageSize)
 	page := &Page[T]{Items: items, Meta: c.meta(snap, src)}
 	if next != "" {
 		page.NextPageToken = EncodeToken(c.res.Kind, key, []byte(next))
@@ -488,15 +685,39 @@ func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSi
 // crawl. While there is no snapshot and the last crawl's backoff runs, the
 // crawl's error is returned and nothing is sent.
 func (c *Cache[T, K, F]) Get(ctx context.Context, id string) (T, Meta, error) {
+	return c.get(ctx, id, false)
+}
+
+// GetEncoded implements [Reader]: [Cache.Get], with an item from the
+// snapshot in its wire form (see Resource.Wire): to answer with, not to
+// read.
+func (c *Cache[T, K, F]) GetEncoded(ctx context.Context, id string) (T, Meta, error) {
+	return c.get(ctx, id, true)
+}
+
+func (c *Cache[T, K, F]) get(ctx context.Context, id string, encoded bool) (T, Meta, error) {
 	var zero T
+	if c.coldAnswers() && c.opts.limits.pass.TryAcquire(1) {
+		// Cold, with the first crawl under way: ask HeyGen for this id now
+		// rather than wait for the whole crawl.
+		defer c.opts.limits.pass.Release(1)
+		item, meta, err := c.lookup(ctx, nil, id)
+		c.passed(err)
+		return item, meta, err
+	}
 	snap, src, err := c.current(ctx)
 	var cold *ColdError
 	switch {
 	case errors.As(err, &cold):
 		return zero, Meta{}, err
 	case err == nil:
-		if item, ok := snap.Get(id); ok && !c.changing(item) {
-			return item, c.meta(snap, src), nil
+		if wire, changing, ok := snap.encoded(id); ok && !changing {
+			if encoded {
+				return wire, c.meta(snap, src), nil
+			}
+			if item, ok := snap.Get(id); ok {
+				return item, c.meta(snap, src), nil
+			}
 		}
 		if item, ok := c.found.Get(id); ok && !c.changing(item) {
 			return item, c.meta(snap, src), nil
@@ -505,6 +726,14 @@ func (c *Cache[T, K, F]) Get(ctx context.Context, id string) (T, Meta, error) {
 		return zero, Meta{}, ctx.Err()
 	}
 	// A miss, or a snapshot past its maximum staleness: ask HeyGen.
+	return c.lookup(ctx, snap, id)
+}
+
+// lookup fetches one item from HeyGen: a miss of snap (nil when cold).
+// Concurrent lookups of one id share one call; NOT_FOUND is remembered for
+// NotFoundTTL, an item found until the next snapshot.
+func (c *Cache[T, K, F]) lookup(ctx context.Context, snap *Snapshot[T, K], id string) (T, Meta, error) {
+	var zero T
 	if nf, ok := c.missing.Get(id); ok {
 		return zero, c.meta(snap, SourceHeyGen), nf
 	}

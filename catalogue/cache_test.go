@@ -9,7 +9,6 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,43 +141,70 @@ func TestCrawlBoundsPagesAndItems(t *testing.T) {
 // TestColdCrawlFailureIsRemembered: with no snapshot yet and HeyGen
 // answering 429, a crowd of callers must not each start a crawl: the first
 // crawl's failure is answered until its backoff ends, and nothing is sent.
+// With the full crawl only and callers waiting for it, HeyGen sees one
+// crawl's requests; by default (split crawl, cold callers passed through)
+// at most the crawl bound's worth and one passed-through call, whatever
+// the number of callers.
 func TestColdCrawlFailureIsRemembered(t *testing.T) {
-	e := newEnv(t, fakeheygen.DemoCatalogue())
-	e.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Status: 429, Header: map[string]string{"Retry-After": "3"},
-		Body: fakeheygen.V3Error("rate_limit_exceeded", "slow down")})
-	set := e.set(catalogue.Options{})
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	var cold atomic.Int64
-	for range 300 {
-		wg.Go(func() {
-			_, err := set.Avatars.List(ctx, catalogue.AvatarFilter{}, "", 10)
-			var cerr *catalogue.ColdError
-			var herr *heygen.Error
-			if errors.As(err, &cerr) && errors.As(err, &herr) && herr.Kind == heygen.KindRateLimited && cerr.RetryAfter > 2*time.Second {
-				cold.Add(1)
-			} else {
-				t.Errorf("cold List during a 429 storm: %v, want a ColdError wrapping the rate limit, retry after about 3s", err)
+	for _, tc := range []struct {
+		name    string
+		opts    catalogue.Options
+		maxSent int
+	}{
+		// One crawl: two partitions, each giving up after its first attempt
+		// (the 3 s Retry-After is beyond the client's 10 ms cap, so at most
+		// 3 attempts each).
+		{"full crawl, callers wait", catalogue.Options{NoSplitCrawl: true, ColdPassThrough: -1}, 2 * 3},
+		// The split crawl's partitions fail side by side, at most the bound
+		// on a crawl's calls at once, 3 attempts each; the callers' one
+		// coalesced pass-through call, 3 attempts, stops the pass-through.
+		{"defaults", catalogue.Options{}, catalogue.DefaultCrawlConcurrency*3 + 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, fakeheygen.DemoCatalogue())
+			e.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Status: 429, Header: map[string]string{"Retry-After": "3"},
+				Body: fakeheygen.V3Error("rate_limit_exceeded", "slow down")})
+			set := e.set(tc.opts)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			var wg sync.WaitGroup
+			for range 300 {
+				wg.Go(func() {
+					_, err := set.Avatars.List(ctx, catalogue.AvatarFilter{}, "", 10)
+					var cerr *catalogue.ColdError
+					var herr *heygen.Error
+					switch {
+					case errors.As(err, &cerr) && errors.As(err, &herr) && herr.Kind == heygen.KindRateLimited && cerr.RetryAfter > 2*time.Second:
+					case tc.opts.ColdPassThrough >= 0 && !errors.As(err, &cerr) && errors.As(err, &herr) && herr.Kind == heygen.KindRateLimited &&
+						herr.HasRetryAfter && herr.RetryAfter > 2*time.Second:
+						// Passed through to HeyGen while the crawl ran: HeyGen's own answer.
+					default:
+						t.Errorf("cold List during a 429 storm: %v, want the rate limit, retry after about 3s", err)
+					}
+				})
+			}
+			wg.Wait()
+			sent := e.fake.CountPath("/v3/avatars/looks")
+			if sent == 0 || sent > tc.maxSent {
+				t.Fatalf("300 cold callers sent %d requests to HeyGen, want one crawl's (1 to %d)", sent, tc.maxSent)
+			}
+			if set.Avatars.Crawls() != 1 {
+				t.Fatalf("%d crawls started, want 1", set.Avatars.Crawls())
+			}
+			before := e.fake.RequestCount()
+			if tc.opts.NoSplitCrawl && before != sent {
+				t.Fatalf("the crawl sent %d requests besides its look pages", before-sent)
+			}
+			if _, _, err := set.Avatars.Get(ctx, "Abigail_expressive_2024112501"); !errors.As(err, new(*catalogue.ColdError)) {
+				t.Fatalf("a Get during the backoff: %v, want the crawl's error", err)
+			}
+			if _, err := set.Avatars.List(ctx, catalogue.AvatarFilter{}, "", 10); !errors.As(err, new(*catalogue.ColdError)) {
+				t.Fatalf("a List during the backoff: %v, want the crawl's error", err)
+			}
+			if n := e.fake.RequestCount(); n != before {
+				t.Fatalf("calls during the backoff sent %d more requests", n-before)
 			}
 		})
-	}
-	wg.Wait()
-	// One crawl: two partitions, each giving up after its first attempt
-	// (the 3 s Retry-After is beyond the client's 10 ms cap, so at most 3
-	// attempts each).
-	sent := e.fake.CountPath("/v3/avatars/looks")
-	if sent == 0 || sent > 2*3 {
-		t.Fatalf("300 cold callers sent %d requests to HeyGen, want one crawl's (1 to 6)", sent)
-	}
-	if set.Avatars.Crawls() != 1 {
-		t.Fatalf("%d crawls started, want 1", set.Avatars.Crawls())
-	}
-	if _, _, err := set.Avatars.Get(ctx, "Abigail_expressive_2024112501"); !errors.As(err, new(*catalogue.ColdError)) {
-		t.Fatalf("a Get during the backoff: %v, want the crawl's error", err)
-	}
-	if n := e.fake.RequestCount(); n != sent {
-		t.Fatalf("calls during the backoff sent %d more requests", n-sent)
 	}
 }
 

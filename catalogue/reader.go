@@ -14,6 +14,10 @@ type Reader[T, F any] interface {
 	List(ctx context.Context, f F, pageToken string, pageSize int) (*Page[T], error)
 	// Get returns one item by id.
 	Get(ctx context.Context, id string) (T, Meta, error)
+	// GetEncoded is Get for answering with the item: it may return it in
+	// its wire form, which encodes exactly as the item but whose fields
+	// read as empty (see Resource.Wire).
+	GetEncoded(ctx context.Context, id string) (T, Meta, error)
 	// MaxPageSize is the largest page List serves.
 	MaxPageSize() int
 }
@@ -81,4 +85,9 @@ func (p *PassThrough[T, K, F]) List(ctx context.Context, f F, pageToken string, 
 func (p *PassThrough[T, K, F]) Get(ctx context.Context, id string) (T, Meta, error) {
 	item, err := p.res.Fetch(ctx, id)
 	return item, Meta{Source: SourceHeyGen}, err
+}
+
+// GetEncoded implements [Reader]: the item fetched, as Get.
+func (p *PassThrough[T, K, F]) GetEncoded(ctx context.Context, id string) (T, Meta, error) {
+	return p.Get(ctx, id)
 }

@@ -22,29 +22,64 @@ type Resource[T, K, F any] struct {
 	// merged in this order: an id seen twice keeps its first item, or, with
 	// Merge, the two merged.
 	Partitions []Partition[T]
+	// Split, if set, lists finer slices of the same items, to fill a cold
+	// cache faster: more partitions crawled side by side, each of fewer
+	// pages (HeyGen's filters slice the lists, by group, by gender). It
+	// may make HeyGen calls of its own (the groups whose looks it slices
+	// by). The slices may miss items a filter value they do not know would
+	// select (a look in no listed group, a voice of neither gender): the
+	// full crawl over Partitions that follows at once finds them, and logs
+	// that it did.
+	Split func(ctx context.Context) ([]Partition[T], error)
 	// Merge, if set, combines two items with one id from different
 	// partitions (a voice listed under several engines, say).
 	Merge func(first, again T) T
 	// Changing, if set, reports items whose snapshot copy may be out of
 	// date (a voice still being cloned): Get fetches those from HeyGen.
 	Changing func(T) bool
-	// Prepare computes an item's filter fields, once per snapshot.
+	// Prepare computes an item's filter fields, once per snapshot. The
+	// snapshot keeps them and the item's wire encoding (see Wire), not the
+	// item: they must hold everything the filter reads.
 	Prepare func(T) K
 	// Filter describes the filter type.
 	Filter FilterSpec[T, K, F]
-	// Group, if set, returns an item's secondary key (an avatar's group):
-	// a filter on it (FilterSpec.Group) then scans only that group's items.
-	Group func(T) string
-	// Encode, if set, pre-encodes an item for the wire once per snapshot
-	// (see the proto package's pre-encoding helper in this package).
-	Encode func(T) T
+	// Group, if set, returns an item's secondary key (an avatar's group)
+	// from its prepared fields: a filter on it (FilterSpec.Group) then
+	// scans only that group's items.
+	Group func(keys *K) string
+	// Wire, if set, keeps a snapshot's items encoded for the wire only
+	// (see ProtoWire): lists answer with the encodings, computed once per
+	// snapshot, and gets decode their item. Without it the snapshot keeps
+	// the items themselves.
+	Wire *Wire[T]
+	// Recycle, if set, takes back an item a crawl no longer needs (its
+	// encoding and keys are taken), for its partitions' pages to reuse:
+	// see lookPages. Only items without Merge are recycled.
+	Recycle func(T)
 	// Fetch fetches one item by id from HeyGen, for ids the snapshot lacks.
 	Fetch func(ctx context.Context, id string) (T, error)
-	// Codec, if set, encodes items for a fleet's shared store.
-	Codec *Codec[T]
+	// Codec, if set and Wire is not, encodes items for a fleet's shared
+	// store (only Marshal and Decode are used); a resource with a Wire
+	// shares the encodings it keeps.
+	Codec *Wire[T]
 	// Upstream, if set, lists straight from HeyGen: the pass-through reader
 	// uses it when the catalogue is switched off.
 	Upstream *Upstream[T, F]
+}
+
+// Wire is how a resource's items are kept encoded (see ProtoWire), and how
+// a fleet's replicas share snapshots (see Options.Shared and
+// Resource.Codec).
+type Wire[T any] struct {
+	// Marshal encodes an item.
+	Marshal func(T) ([]byte, error)
+	// Shell returns a value that encodes to exactly b and holds nothing
+	// else: what lists answer with.
+	Shell func(b []byte) T
+	// Bytes returns a shell's encoding.
+	Bytes func(shell T) []byte
+	// Decode decodes an item from an encoding.
+	Decode func(b []byte) (T, error)
 }
 
 // FilterSpec is what the catalogue needs to know about a filter type.
@@ -52,13 +87,23 @@ type FilterSpec[T, K, F any] struct {
 	// Key is the filter's canonical form (see FilterKey), binding page
 	// tokens to the filters they were issued for.
 	Key func(F) string
-	// Match reports whether an item passes the filter.
-	Match func(f F, item T, keys *K) bool
+	// Match reports whether an item, by its prepared fields, passes the
+	// filter.
+	Match func(f F, keys *K) bool
 	// Group returns the secondary key the filter requires, "" for any.
 	Group func(F) string
 	// Check, if set, refuses filters the catalogue cannot apply (a
 	// *FieldError), before anything else.
 	Check func(F) error
+}
+
+// shareCodec returns how the resource's items travel through a fleet's
+// shared store, or nil if they do not.
+func (r *Resource[T, K, F]) shareCodec() *Wire[T] {
+	if r.Wire != nil {
+		return r.Wire
+	}
+	return r.Codec
 }
 
 // Partition is one slice of a resource's list, paged through on its own.

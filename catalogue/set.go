@@ -25,8 +25,11 @@ type Set struct {
 }
 
 // New returns the catalogue of every cached resource, empty: it fills on
-// the first read of each resource, or when [Set.Run] starts.
+// the first read of each resource, or when [Set.Run] starts. The caches
+// share the bounds on concurrent HeyGen calls (Options.CrawlConcurrency,
+// Options.ColdPassThrough).
 func New(client *heygen.Client, opts Options) *Set {
+	opts = opts.withDefaults()
 	return &Set{
 		Avatars: NewCache(Avatars(client), opts),
 		Groups:  NewCache(AvatarGroups(client), opts),

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 )
 
 // Shared is a store the replicas of a fleet share (see the fleet
@@ -32,31 +30,29 @@ var ErrNoSharedSnapshot = errors.New("no shared snapshot")
 // its snapshot.
 const sharedPoll = 250 * time.Millisecond
 
-// Codec encodes a resource's items for the shared store.
-type Codec[T any] struct {
-	Marshal   func(T) ([]byte, error)
-	Unmarshal func([]byte) (T, error)
-}
+// A shared snapshot's payload starts with one of these bytes.
+const (
+	payloadFull  byte = 'F' // from a full crawl
+	payloadSplit byte = 'S' // from a split crawl: its loaders check it with a full one at once, as its crawler does
+)
 
-// ProtoCodec is the Codec of a protobuf message type.
-func ProtoCodec[M proto.Message](newM func() M) *Codec[M] {
-	return &Codec[M]{
-		Marshal: func(m M) ([]byte, error) { return proto.Marshal(m) },
-		Unmarshal: func(b []byte) (M, error) {
-			m := newM()
-			err := proto.Unmarshal(b, m)
-			return m, err
-		},
+// encodeItems writes a snapshot's kind, then its items as length-prefixed
+// encodings, in id order: the bytes it keeps when it has a Wire, not
+// re-marshalled.
+func encodeItems[T, K any](snap *Snapshot[T, K], codec *Wire[T], split bool) ([]byte, error) {
+	buf := []byte{payloadFull}
+	if split {
+		buf[0] = payloadSplit
 	}
-}
-
-// encodeItems writes items as length-prefixed encodings.
-func encodeItems[T any](codec *Codec[T], items []T) ([]byte, error) {
-	var buf []byte
-	for _, it := range items {
-		b, err := codec.Marshal(it)
-		if err != nil {
-			return nil, err
+	for _, w := range snap.wire {
+		var b []byte
+		if snap.codec != nil {
+			b = snap.codec.Bytes(w)
+		} else {
+			var err error
+			if b, err = codec.Marshal(w); err != nil {
+				return nil, err
+			}
 		}
 		buf = binary.AppendUvarint(buf, uint64(len(b)))
 		buf = append(buf, b...)
@@ -64,61 +60,84 @@ func encodeItems[T any](codec *Codec[T], items []T) ([]byte, error) {
 	return buf, nil
 }
 
-func decodeItems[T any](codec *Codec[T], buf []byte) ([]T, error) {
-	var items []T
+// decodeItems turns what encodeItems wrote back into a snapshot's entries,
+// in chunks as a crawl keeps them, and its kind; prev is the snapshot
+// serving, whose unchanged items are reused (see prepare).
+func decodeItems[T, K, F any](r *Resource[T, K, F], buf []byte, prev *Snapshot[T, K]) (chunks [][]entry[T, K], split bool, err error) {
+	if len(buf) == 0 || (buf[0] != payloadFull && buf[0] != payloadSplit) {
+		return nil, false, errors.New("shared snapshot has no known kind byte (written by another version?)")
+	}
+	split, buf = buf[0] == payloadSplit, buf[1:]
+	codec := r.shareCodec()
 	for len(buf) > 0 {
 		n, k := binary.Uvarint(buf)
 		if k <= 0 || uint64(len(buf)-k) < n { //nolint:gosec // G115: k <= len(buf) here, so the difference is not negative
-			return nil, errors.New("shared snapshot is truncated")
+			return nil, false, errors.New("shared snapshot is truncated")
 		}
-		it, err := codec.Unmarshal(buf[k : k+int(n)]) //nolint:gosec // G115: n <= len(buf), checked above
+		b := buf[k : k+int(n) : k+int(n)] //nolint:gosec // G115: n <= len(buf), checked above
+		buf = buf[k+int(n):]              //nolint:gosec // G115: as above
+		it, err := codec.Decode(b)
 		if err != nil {
-			return nil, fmt.Errorf("shared snapshot item: %w", err)
+			return nil, false, fmt.Errorf("shared snapshot item: %w", err)
 		}
-		items = append(items, it)
-		buf = buf[k+int(n):] //nolint:gosec // G115: as above
+		e := entry[T, K]{id: r.ID(it), item: it} // prepared by build (see finish) without a Wire
+		if r.Wire != nil {
+			e.changing, e.prepared = r.Changing != nil && r.Changing(it), true
+			if wire, keys, id, ok := prev.reusable(e.id, b); ok {
+				e.wire, e.keys, e.id = wire, keys, id
+			} else {
+				keys := r.Prepare(it)
+				e.wire, e.keys = r.Wire.Shell(b), &keys
+			}
+		}
+		if n := len(chunks); n == 0 || len(chunks[n-1]) == chunkSize {
+			chunks = append(chunks, make([]entry[T, K], 0, chunkSize))
+		}
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], e)
 	}
-	return items, nil
+	return chunks, split, nil
 }
 
 // obtain gets a new snapshot: alone, by crawling; in a fleet, by loading
 // the snapshot another replica published, or by taking the lease and
 // crawling (and publishing), or by waiting for the replica that holds the
-// lease. loaded reports a snapshot that came from the store.
-func (c *Cache[T, K, F]) obtain(ctx context.Context, start time.Time) (snap *Snapshot[T, K], calls int, loaded bool, err error) {
+// lease. loaded reports a snapshot that came from the store; isSplit, a
+// snapshot from a split crawl (see Resource.Split), this replica's (when
+// split) or one it loaded: either way a full crawl follows at once.
+func (c *Cache[T, K, F]) obtain(ctx context.Context, start time.Time, split bool) (snap *Snapshot[T, K], isSplit, loaded bool, err error) {
 	shared := c.opts.Shared
-	if shared == nil || c.res.Codec == nil {
+	if shared == nil || c.res.shareCodec() == nil {
 		c.crawls.Add(1)
-		snap, calls, err = c.crawlAll(ctx, start)
-		return snap, calls, false, err
+		snap, err = c.crawlAll(ctx, start, split)
+		return snap, split, false, err
 	}
 	local := c.snap.Load()
 	for {
-		if s := c.loadShared(ctx, local); s != nil {
-			return s, 0, true, nil
+		if s, sp := c.loadShared(ctx, local); s != nil {
+			return s, sp, true, nil
 		}
 		release, ok, lerr := shared.Lease(ctx, c.res.Name, c.opts.CrawlTimeout)
 		switch {
 		case lerr != nil:
 			c.opts.Logger.WarnContext(ctx, "the fleet's shared store is unreachable; crawling alone", "resource", c.res.Name, "error", lerr)
 			c.crawls.Add(1)
-			snap, calls, err = c.crawlAll(ctx, start)
-			return snap, calls, false, err
+			snap, err = c.crawlAll(ctx, start, split)
+			return snap, split, false, err
 		case ok:
 			defer release()
 			c.crawls.Add(1)
-			snap, calls, err = c.crawlAll(ctx, start)
+			snap, err = c.crawlAll(ctx, start, split)
 			if err == nil {
-				c.publish(ctx, snap)
+				c.publish(ctx, snap, split)
 			}
-			return snap, calls, false, err
+			return snap, split, false, err
 		}
 		// Another replica is crawling: wait for what it publishes.
 		t := time.NewTimer(sharedPoll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, 0, false, fmt.Errorf("waiting for another replica's crawl: %w", ctx.Err())
+			return nil, false, false, fmt.Errorf("waiting for another replica's crawl: %w", ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -127,34 +146,34 @@ func (c *Cache[T, K, F]) obtain(ctx context.Context, start time.Time) (snap *Sna
 // loadShared returns the published snapshot if it is newer than local
 // and not yet due for a refresh (younger than a refresh interval and its
 // jitter), or, with no local snapshot at all, if it is within the maximum
-// staleness.
-func (c *Cache[T, K, F]) loadShared(ctx context.Context, local *Snapshot[T, K]) *Snapshot[T, K] {
+// staleness; split reports a split crawl's.
+func (c *Cache[T, K, F]) loadShared(ctx context.Context, local *Snapshot[T, K]) (snap *Snapshot[T, K], split bool) {
 	built, payload, err := c.opts.Shared.Load(ctx, c.res.Name)
 	if err != nil {
 		if !errors.Is(err, ErrNoSharedSnapshot) {
 			c.opts.Logger.WarnContext(ctx, "cannot load the fleet's shared snapshot", "resource", c.res.Name, "error", err)
 		}
-		return nil
+		return nil, false
 	}
 	age := c.opts.Now().Sub(built)
 	switch {
 	case local != nil && !built.After(local.Built):
-		return nil
+		return nil, false
 	case local != nil && age > c.opts.RefreshInterval+c.opts.RefreshInterval/5:
-		return nil
+		return nil, false
 	case age > c.opts.MaxStaleness:
-		return nil
+		return nil, false
 	}
-	items, err := decodeItems(c.res.Codec, payload)
+	chunks, split, err := decodeItems(c.res, payload, local)
 	if err != nil {
 		c.opts.Logger.WarnContext(ctx, "the fleet's shared snapshot does not decode; ignoring it", "resource", c.res.Name, "error", err)
-		return nil
+		return nil, false
 	}
-	return build(c.res, built, items)
+	return build(c.res, built, chunks, local), split
 }
 
-func (c *Cache[T, K, F]) publish(ctx context.Context, snap *Snapshot[T, K]) {
-	payload, err := encodeItems(c.res.Codec, snap.items)
+func (c *Cache[T, K, F]) publish(ctx context.Context, snap *Snapshot[T, K], split bool) {
+	payload, err := encodeItems(snap, c.res.shareCodec(), split)
 	if err == nil {
 		err = c.opts.Shared.Publish(ctx, c.res.Name, snap.Built, payload)
 	}

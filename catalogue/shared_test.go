@@ -73,3 +73,46 @@ func TestAReplicaWithoutItsStoreCrawlsAlone(t *testing.T) {
 		t.Fatalf("%d crawls in %v, want 1, promptly", set.Avatars.Crawls(), time.Since(start))
 	}
 }
+
+// TestAFleetFollowsASplitCrawlWithAFullOne: a cold fleet's first crawl is
+// split (fast, may miss items) and published as such; a replica that
+// loads it treats it as its crawler does, as a snapshot to replace with a
+// full crawl's, which it then loads without calling HeyGen.
+func TestAFleetFollowsASplitCrawlWithAFullOne(t *testing.T) {
+	r := redistest.Start(t)
+	e := newEnv(t, fakeheygen.DemoCatalogue())
+	var sets []*catalogue.Set
+	for range 2 {
+		s, err := fleet.Open(fleet.Options{URL: "redis://" + r.Addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		sets = append(sets, e.set(catalogue.Options{Shared: s, RefreshInterval: time.Minute}))
+	}
+	step := func(set *catalogue.Set, wantReason string, wantSplit bool) {
+		t.Helper()
+		if err := set.Avatars.Refresh(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.obs.get("avatars"); got.Reason != wantReason || got.Split != wantSplit {
+			t.Fatalf("refresh: reason %q split %v, want %q split %v", got.Reason, got.Split, wantReason, wantSplit)
+		}
+	}
+	step(sets[0], catalogue.ReasonOK, true) // cold: the split crawl
+	calls := e.fake.CountPath("/v3/avatars/looks")
+	step(sets[1], catalogue.ReasonShared, true) // loads it, knowing it is split
+	step(sets[0], catalogue.ReasonOK, false)    // the full crawl, published
+	full := e.fake.CountPath("/v3/avatars/looks")
+	if full == calls {
+		t.Fatal("the second crawl sent no list request")
+	}
+	step(sets[1], catalogue.ReasonShared, false) // loads the full one
+	if n := e.fake.CountPath("/v3/avatars/looks"); n != full {
+		t.Fatalf("the loading replica sent %d list requests, want 0", n-full)
+	}
+	a, b := sets[0].Avatars.Snapshot(), sets[1].Avatars.Snapshot()
+	if a.Len() != b.Len() || !a.Built.Equal(b.Built) {
+		t.Fatalf("loaded %d items built %v, published %d built %v", b.Len(), b.Built, a.Len(), a.Built)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash/maphash"
 	"strings"
+	"sync/atomic"
 )
 
 // Page tokens are opaque to callers. Inside: a version, the list they
@@ -45,8 +47,28 @@ func FilterKey(list string, parts ...string) string {
 }
 
 func fingerprint(filterKey string) uint64 {
+	slot := &fingerprints[maphash.String(fingerprintSeed, filterKey)%uint64(len(fingerprints))]
+	if e := slot.Load(); e != nil && e.key == filterKey {
+		return e.fp
+	}
 	sum := sha256.Sum256([]byte(filterKey))
-	return binary.BigEndian.Uint64(sum[:8])
+	fp := binary.BigEndian.Uint64(sum[:8])
+	slot.Store(&fingerprinted{key: filterKey, fp: fp})
+	return fp
+}
+
+// fingerprints remembers the fingerprints of recent filter keys in a
+// fixed table (a slot per hash; a newer key replaces an older one): most
+// lists are asked with one of a few filters, no filter above all, and a
+// sha256 on every list call was a tenth of the handler's time.
+var (
+	fingerprints    [512]atomic.Pointer[fingerprinted]
+	fingerprintSeed = maphash.MakeSeed()
+)
+
+type fingerprinted struct {
+	key string
+	fp  uint64
 }
 
 // EncodeToken seals payload for the list kind and filter key.

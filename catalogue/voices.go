@@ -89,17 +89,24 @@ type voiceKeys struct {
 	text     string // lower-case name + "\x00" + id
 	language string // lower case
 	gender   string // lower case
+	own      heygenv1.Ownership
+	engines  []string
 }
 
-// detailConcurrency bounds the detail lookups of one page of cloned voices.
-const detailConcurrency = 8
+// detailConcurrency bounds the detail lookups of one page of cloned voices
+// (a page is at most 100): within a crawl, the crawl's bound on calls at
+// once applies too. Cloned voices cost a call each, and at 8 a page they
+// were most of a cold crawl's time.
+const detailConcurrency = 32
 
-// voicePages pages through HeyGen's voices of one type (and engine, if
-// set). Cloned voices are completed with their details (status, failure
-// message, creation time), which the list does not carry.
-func voicePages(client *heygen.Client, typ, engine string, details bool) func(context.Context, string, int) ([]*heygenv1.Voice, string, error) {
+// voicePages pages through HeyGen's voices of one type (and engine and
+// gender, if set). Cloned voices are completed with their details
+// (status, failure message, creation time), which the list does not carry.
+func voicePages(client *heygen.Client, typ, engine, gender string, details bool) func(context.Context, string, int) ([]*heygenv1.Voice, string, error) {
 	return func(ctx context.Context, token string, size int) ([]*heygenv1.Voice, string, error) {
-		p, err := client.Voices.List(ctx, heygen.ListVoicesOptions{Type: typ, Engine: engine, Limit: size, Token: token})
+		p, err := crawlCall(ctx, func(ctx context.Context) (*heygen.Page[heygen.Voice], error) {
+			return client.Voices.List(ctx, heygen.ListVoicesOptions{Type: typ, Engine: engine, Gender: gender, Limit: size, Token: token})
+		})
 		if err != nil {
 			return nil, "", err
 		}
@@ -130,7 +137,7 @@ func withDetails(ctx context.Context, client *heygen.Client, voices []*heygenv1.
 	g.SetLimit(detailConcurrency)
 	for i, v := range voices {
 		g.Go(func() error {
-			d, err := client.Voices.Get(gctx, v.GetId())
+			d, err := crawlDetail(gctx, func(ctx context.Context) (*heygen.Voice, error) { return client.Voices.Get(ctx, v.GetId()) })
 			var herr *heygen.Error
 			if errors.As(err, &herr) && herr.Kind == heygen.KindNotFound {
 				return nil
@@ -163,14 +170,13 @@ func withDetails(ctx context.Context, client *heygen.Client, voices []*heygenv1.
 func Voices(client *heygen.Client, engines []string) *Resource[*heygenv1.Voice, voiceKeys, VoiceFilter] {
 	engines = slices.Clone(engines)
 	r := &Resource[*heygenv1.Voice, voiceKeys, VoiceFilter]{
-		Name:   "voices",
-		Kind:   'V',
-		ID:     (*heygenv1.Voice).GetId,
-		Encode: PreEncode[*heygenv1.Voice],
-		Codec:  ProtoCodec(func() *heygenv1.Voice { return &heygenv1.Voice{} }),
+		Name: "voices",
+		Kind: 'V',
+		ID:   (*heygenv1.Voice).GetId,
+		Wire: ProtoWire(func() *heygenv1.Voice { return &heygenv1.Voice{} }),
 		Prepare: func(v *heygenv1.Voice) voiceKeys {
-			return voiceKeys{text: strings.ToLower(v.GetName() + "\x00" + v.GetId()), language: strings.ToLower(v.GetLanguage()),
-				gender: strings.ToLower(v.GetGender())}
+			return voiceKeys{text: lowerText(v.GetName(), v.GetId()), language: intern(strings.ToLower(v.GetLanguage())),
+				gender: intern(strings.ToLower(v.GetGender())), own: v.GetOwnership(), engines: internSet(v.GetEngines(), false)}
 		},
 		Merge: func(first, again *heygenv1.Voice) *heygenv1.Voice {
 			for _, e := range again.GetEngines() {
@@ -193,11 +199,11 @@ func Voices(client *heygen.Client, engines []string) *Resource[*heygenv1.Voice, 
 				}
 				return nil
 			},
-			Match: func(f VoiceFilter, v *heygenv1.Voice, k *voiceKeys) bool {
-				return (f.Ownership == 0 || v.GetOwnership() == f.Ownership) &&
+			Match: func(f VoiceFilter, k *voiceKeys) bool {
+				return (f.Ownership == 0 || k.own == f.Ownership) &&
 					(f.Language == "" || k.language == f.Language) &&
 					(f.Gender == "" || k.gender == f.Gender) &&
-					(f.Engine == "" || slices.Contains(v.GetEngines(), f.Engine)) &&
+					(f.Engine == "" || slices.Contains(k.engines, f.Engine)) &&
 					(f.Query == "" || strings.Contains(k.text, f.Query))
 			},
 		},
@@ -228,14 +234,37 @@ func Voices(client *heygen.Client, engines []string) *Resource[*heygenv1.Voice, 
 			},
 		},
 	}
+	r.Partitions = voicePartitions(client, engines, "")
+	r.Split = func(context.Context) ([]Partition[*heygenv1.Voice], error) {
+		// Each list again, by gender: half the pages each, side by side. A
+		// voice of neither gender is in no slice: the full crawl finds it.
+		var parts []Partition[*heygenv1.Voice]
+		for _, gender := range voiceGenders {
+			parts = append(parts, voicePartitions(client, engines, gender)...)
+		}
+		return parts, nil
+	}
+	return r
+}
+
+// voiceGenders are the values of HeyGen's voice gender filter.
+var voiceGenders = []string{"female", "male"}
+
+// voicePartitions are the voice lists a crawl pages through, of one gender
+// or all: public and cloned voices, each for every engine indexed too.
+func voicePartitions(client *heygen.Client, engines []string, gender string) []Partition[*heygenv1.Voice] {
+	var parts []Partition[*heygenv1.Voice]
 	for _, typ := range []string{heygen.VoiceTypePublic, heygen.VoiceTypePrivate} {
 		for _, engine := range append([]string{""}, engines...) {
 			name := typ + " voices"
 			if engine != "" {
 				name = typ + " " + engine + " voices"
 			}
-			page := voicePages(client, typ, engine, typ == heygen.VoiceTypePrivate && engine == "")
-			r.Partitions = append(r.Partitions, Partition[*heygenv1.Voice]{
+			if gender != "" {
+				name = gender + " " + name
+			}
+			page := voicePages(client, typ, engine, gender, typ == heygen.VoiceTypePrivate && engine == "")
+			parts = append(parts, Partition[*heygenv1.Voice]{
 				Name: name,
 				Page: func(ctx context.Context, token string) ([]*heygenv1.Voice, string, error) {
 					return page(ctx, token, heygen.MaxVoicePageLimit)
@@ -243,5 +272,5 @@ func Voices(client *heygen.Client, engines []string) *Resource[*heygenv1.Voice, 
 			})
 		}
 	}
-	return r
+	return parts
 }

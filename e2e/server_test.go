@@ -38,7 +38,7 @@ type server struct {
 // startServer starts `heygen-grpc -demo` with extra flags, from an empty
 // directory with no environment but PATH and HOME (so no .env or variable
 // of the developer's configures it), and waits until grpc-health-probe
-// reports SERVING for "" and heygen.v1.AvatarsService. The server is killed
+// reports SERVING for "", heygen.v1.AvatarsService and the catalogue. The server is killed
 // when the test ends; if the test failed, the end of its log is shown.
 func startServer(t *testing.T, flags ...string) *server {
 	t.Helper()
@@ -59,8 +59,10 @@ func startGateway(t *testing.T, env []string, flags ...string) *server {
 		}
 		s.pause(t, deadline, `the JSON log line msg="serving heygen.v1.AvatarsService" (with its addr)`)
 	}
-	for !s.healthy(probe, "") || !s.healthy(probe, "heygen.v1.AvatarsService") {
-		s.pause(t, deadline, "grpc-health-probe to report SERVING for \"\" and heygen.v1.AvatarsService on "+s.addr)
+	// A cold replica is ready while it passes callers through to HeyGen;
+	// the README's outputs are the catalogue's, so wait for it too.
+	for !s.healthy(probe, "") || !s.healthy(probe, "heygen.v1.AvatarsService") || !s.healthy(probe, "heygen-grpc.catalogue") {
+		s.pause(t, deadline, "grpc-health-probe to report SERVING for \"\", heygen.v1.AvatarsService and heygen-grpc.catalogue on "+s.addr)
 	}
 	return s
 }

@@ -95,6 +95,9 @@ type Group struct {
 	Error *AvatarError `json:"error"`
 }
 
+// defaultPageLimit is the page size HeyGen uses when none is asked for.
+const defaultPageLimit = 20
+
 // Page is one page of a HeyGen list.
 type Page[T any] struct {
 	// Items are the items on this page.
@@ -117,6 +120,24 @@ type ListLooksOptions struct {
 	Limit int
 	// Token is a previous page's NextToken.
 	Token string
+	// Into, if its capacity holds a page, is the storage the page's items
+	// are decoded into (the page's Items then alias it): a caller paging
+	// through a list reuses it, instead of a new slice per page. Decoding
+	// into a look leaves the fields the JSON omits as they were: the
+	// caller resets every look of it first (see ResetLooks).
+	Into []Look
+}
+
+// ResetLooks readies looks (all of its capacity) to be decoded into again
+// (see ListLooksOptions.Into): every field zero, except that the tags and
+// engines keep their storage, emptied, for the next look's to reuse.
+func ResetLooks(looks []Look) []Look {
+	looks = looks[:cap(looks)]
+	for i := range looks {
+		tags, engines := looks[i].Tags[:0], looks[i].SupportedAPIEngines[:0]
+		looks[i] = Look{Tags: tags, SupportedAPIEngines: engines}
+	}
+	return looks[:0]
 }
 
 // ListGroupsOptions filters and pages GET /v3/avatars. Zero values are omitted.
@@ -151,13 +172,21 @@ func setIf(q url.Values, k, v string) {
 	}
 }
 
-// list fetches one page of a list endpoint.
-func list[T any](ctx context.Context, c *Client, path Path, q url.Values) (*Page[T], error) {
+// list fetches one page of a list endpoint, of up to limit items (0:
+// HeyGen's default), decoded into buf's storage when it is large enough.
+func list[T any](ctx context.Context, c *Client, path Path, q url.Values, limit int, buf []T) (*Page[T], error) {
 	req, err := c.NewRequest(ctx, http.MethodGet, path, q, nil)
 	if err != nil {
 		return nil, err
 	}
-	var items []T
+	if limit <= 0 {
+		limit = defaultPageLimit
+	}
+	// Sized for the page: decoding appends to it instead of growing it.
+	items := buf[:0]
+	if cap(buf) < limit {
+		items = make([]T, 0, limit)
+	}
 	resp, err := c.Do(req, &items)
 	if err != nil {
 		return nil, err
@@ -195,7 +224,7 @@ func (s *AvatarsService) ListLooks(ctx context.Context, opts ListLooksOptions) (
 	}
 	setIf(q, "avatar_type", opts.AvatarType)
 	setIf(q, "ownership", opts.Ownership)
-	return list[Look](ctx, s.c, Route("/v3/avatars/looks"), q)
+	return list[Look](ctx, s.c, Route("/v3/avatars/looks"), q, opts.Limit, opts.Into)
 }
 
 // GetLook fetches one look (GET /v3/avatars/looks/{look_id}).
@@ -213,7 +242,7 @@ func (s *AvatarsService) ListGroups(ctx context.Context, opts ListGroupsOptions)
 		return nil, err
 	}
 	setIf(q, "ownership", opts.Ownership)
-	return list[Group](ctx, s.c, Route("/v3/avatars"), q)
+	return list[Group](ctx, s.c, Route("/v3/avatars"), q, opts.Limit, nil)
 }
 
 // GetGroup fetches one avatar group (GET /v3/avatars/{group_id}).

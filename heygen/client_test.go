@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -250,4 +251,32 @@ func TestOverlongNextTokenIsABadResponse(t *testing.T) {
 	if !errors.As(err, &herr) || herr.Kind != heygen.KindBadResponse {
 		t.Fatalf("got %v, want a bad response", err)
 	}
+}
+
+// TestValidIDIsTheAllowlist: ValidID accepts exactly what the allowlist
+// regexp ^[A-Za-z0-9_-]{1,128}$ accepts.
+func TestValidIDIsTheAllowlist(t *testing.T) {
+	allow := regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+	cases := []string{"", "a", "Abigail_expressive_2024112501", "0123456789abcdef0123456789abcdef", "-_-", "..", "a/b", "a%2F",
+		"a b", "é", "a\x00", "a\n", strings.Repeat("x", 128), strings.Repeat("x", 129), "looks", "A.B"}
+	for c := range 256 {
+		cases = append(cases, string(rune(c)), "ok"+string([]byte{byte(c)}))
+	}
+	for _, id := range cases {
+		if got, want := heygen.ValidID(id), allow.MatchString(id); got != want {
+			t.Errorf("ValidID(%q) = %v, the allowlist says %v", id, got, want)
+		}
+	}
+}
+
+func FuzzValidIDIsTheAllowlist(f *testing.F) {
+	allow := regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+	for _, s := range []string{"", "a", "a/b", strings.Repeat("z", 129), "Ab_9-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if got, want := heygen.ValidID(id), allow.MatchString(id); got != want {
+			t.Errorf("ValidID(%q) = %v, the allowlist says %v", id, got, want)
+		}
+	})
 }

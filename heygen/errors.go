@@ -169,7 +169,7 @@ const maxMessageLen = 512
 // envelopes ({data, error} with error an object, a string or null) and the
 // flat v1 auth-layer shape ({code, message}, code a string or a number).
 type envelope struct {
-	Data      json.RawMessage `json:"data"`
+	Data      rawRef          `json:"data"`
 	Error     json.RawMessage `json:"error"`
 	Code      json.RawMessage `json:"code"`
 	Message   *string         `json:"message"`
@@ -224,8 +224,60 @@ func decodeEnvelope(body []byte) (env envelope, code, message, param string, fai
 	return env, code, message, "", failed, true
 }
 
-func isNonNull(raw json.RawMessage) bool {
+func isNonNull(raw []byte) bool {
 	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+}
+
+// rawRef is a JSON value left undecoded, as a slice of the body it came
+// from (json.RawMessage copies it): the body outlives it (see [body]).
+type rawRef []byte
+
+// UnmarshalJSON keeps b, a slice of the decoded input.
+func (r *rawRef) UnmarshalJSON(b []byte) error {
+	*r = b
+	return nil
+}
+
+// bodies recycles response body buffers. A crawl reads a thousand pages of
+// tens of kilobytes each; reading each into a new, doubling slice, then
+// copying its data out, was most of what a crawl allocated. A bounded free
+// list, not a sync.Pool: every garbage collection empties a pool, several
+// times a crawl.
+var bodies = make(chan *bytes.Buffer, 16)
+
+// maxPooledBody is the largest buffer kept for reuse (16 of them at most
+// stay allocated).
+const maxPooledBody = 256 << 10
+
+// body is a response body read into a recycled buffer.
+type body struct{ buf *bytes.Buffer }
+
+func readBody(r io.Reader, sizeHint, maxBytes int64) (body, error) {
+	var b body
+	select {
+	case b.buf = <-bodies:
+		b.buf.Reset()
+	default:
+		b.buf = new(bytes.Buffer)
+	}
+	if sizeHint > 0 && sizeHint <= maxBytes {
+		b.buf.Grow(int(sizeHint))
+	}
+	_, err := b.buf.ReadFrom(io.LimitReader(r, maxBytes+1))
+	return b, err
+}
+
+func (b body) bytes() []byte { return b.buf.Bytes() }
+
+// release returns the buffer for reuse: nothing may use the body, or
+// anything sliced from it (an envelope's Data), afterwards.
+func (b body) release() {
+	if b.buf != nil && b.buf.Cap() <= maxPooledBody {
+		select {
+		case bodies <- b.buf:
+		default:
+		}
+	}
 }
 
 // rawCode renders a JSON code, string or number, as a string.
@@ -376,14 +428,18 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 // cap, a body that is not JSON, or a 2xx whose error the mapping does not
 // name. It always closes the body. It is a pure function of the response.
 func CheckResponse(resp *http.Response, maxBytes int64) error {
-	_, err := checkResponse(resp, maxBytes, nil)
+	_, b, err := checkResponse(resp, maxBytes, nil)
+	b.release()
 	return err
 }
 
 // checkResponse is [CheckResponse] that also returns the decoded envelope
 // and passes every string it keeps from the response through redact (nil:
 // none) before cleaning and cutting it.
-func checkResponse(resp *http.Response, maxBytes int64, redact func(string) string) (envelope, error) {
+//
+// On success the envelope's Data is a slice of the returned body: release
+// the body once Data is decoded. On failure the body is released already.
+func checkResponse(resp *http.Response, maxBytes int64, redact func(string) string) (envelope, body, error) {
 	defer func() { _ = resp.Body.Close() }()
 	e := &Error{
 		HTTPStatus: resp.StatusCode,
@@ -395,29 +451,37 @@ func checkResponse(resp *http.Response, maxBytes int64, redact func(string) stri
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		e.Kind = KindBadResponse
 		e.Message = "unexpected redirect; redirects are never followed"
-		return envelope{}, e
+		return envelope{}, body{}, e
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	b, err := readBody(resp.Body, resp.ContentLength, maxBytes)
+	defer func() {
+		if err != nil {
+			b.release()
+		}
+	}()
 	if err != nil {
 		e.Kind, e.Cause, e.Err = KindUnavailable, TransportCause(err), redactError(fmt.Errorf("read body: %w", err), redact)
-		return envelope{}, e
+		return envelope{}, body{}, e
 	}
-	if int64(len(body)) > maxBytes {
+	if int64(len(b.bytes())) > maxBytes {
 		e.Kind = KindBadResponse
 		e.Message = fmt.Sprintf("response body exceeds the %d-byte limit", maxBytes)
-		return envelope{}, e
+		err = e
+		return envelope{}, body{}, e
 	}
-	env, code, message, param, failed, ok := decodeEnvelope(body)
+	env, code, message, param, failed, ok := decodeEnvelope(b.bytes())
 	success := resp.StatusCode >= 200 && resp.StatusCode < 300
 	switch {
 	case !ok && success:
 		e.Kind, e.Message = KindBadResponse, "response body is not a JSON object"
-		return envelope{}, e
+		err = e
+		return envelope{}, body{}, e
 	case !ok:
 		e.Kind = Classify(resp.StatusCode, "", "")
-		return envelope{}, e
+		err = e
+		return envelope{}, body{}, e
 	case success && !failed:
-		return env, nil
+		return env, b, nil
 	}
 	e.Code, e.Message, e.Param = cleanField(code, 64, redact), cleanMessage(message, redact), cleanField(param, 64, redact)
 	// Classify what HeyGen said, before anything was cut from it.
@@ -426,5 +490,6 @@ func checkResponse(resp *http.Response, maxBytes int64, redact func(string) stri
 		// A 2xx body claiming a timeout is still a body we cannot use.
 		e.Kind = KindBadResponse
 	}
-	return envelope{}, e
+	err = e
+	return envelope{}, body{}, e
 }

@@ -368,7 +368,9 @@ func (t *transport) attempt(req *http.Request, endpoint string, body []byte, fir
 		release = func() { t.sem.Release(1) }
 	}
 	actx, cancel := context.WithTimeout(ctx, t.policy.AttemptTimeout)
-	r := req.Clone(actx)
+	// A shallow copy (headers shared): only its context and body change,
+	// and cloning the headers of every attempt was a crawl's megabytes.
+	r := req.WithContext(actx)
 	r.GetBody = nil
 	if body != nil {
 		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))

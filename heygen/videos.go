@@ -234,7 +234,7 @@ func (s *VideosService) List(ctx context.Context, opts ListVideosOptions) (*Page
 		}
 		q.Set("folder_id", opts.FolderID)
 	}
-	return list[Video](ctx, s.c, Route("/v3/videos"), q)
+	return list[Video](ctx, s.c, Route("/v3/videos"), q, opts.Limit, nil)
 }
 
 // Delete deletes a video for good (DELETE /v3/videos/{video_id}). It is
@@ -263,7 +263,7 @@ func (s *VideosService) Statuses(ctx context.Context, videoIDs []string) ([]Vide
 		}
 	}
 	q := map[string][]string{"video_ids": {strings.Join(videoIDs, ",")}}
-	page, err := list[VideoStatus](ctx, s.c, Route("/v3/videos/statuses"), q)
+	page, err := list[VideoStatus](ctx, s.c, Route("/v3/videos/statuses"), q, len(videoIDs), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,7 @@ func (s *VoicesService) List(ctx context.Context, opts ListVoicesOptions) (*Page
 	setIf(q, "engine", opts.Engine)
 	setIf(q, "language", opts.Language)
 	setIf(q, "gender", opts.Gender)
-	return list[Voice](ctx, s.c, Route("/v3/voices"), q)
+	return list[Voice](ctx, s.c, Route("/v3/voices"), q, opts.Limit, nil)
 }
 
 // Get fetches one voice's details (GET /v3/voices/{voice_id}).

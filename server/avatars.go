@@ -49,7 +49,7 @@ func (s *avatarsServer) GetAvatar(ctx context.Context, req *heygenv1.GetAvatarRe
 	if err := c.err(); err != nil {
 		return nil, err
 	}
-	a, meta, err := s.readers.Avatars.Get(ctx, req.GetAvatarId())
+	a, meta, err := s.readers.Avatars.GetEncoded(ctx, req.GetAvatarId())
 	if err != nil {
 		return nil, fmt.Errorf("get avatar: %w", err)
 	}
@@ -85,7 +85,7 @@ func (s *avatarsServer) GetAvatarGroup(ctx context.Context, req *heygenv1.GetAva
 	if err := c.err(); err != nil {
 		return nil, err
 	}
-	g, meta, err := s.readers.Groups.Get(ctx, req.GetGroupId())
+	g, meta, err := s.readers.Groups.GetEncoded(ctx, req.GetGroupId())
 	if err != nil {
 		return nil, fmt.Errorf("get avatar group: %w", err)
 	}

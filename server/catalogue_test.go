@@ -408,63 +408,128 @@ func settledCount(f *fakeheygen.Server) int {
 	}
 }
 
+// TestExactlyOneCrawlForConcurrentColdCallers: 200 callers at a cold
+// gateway start one crawl per resource, whatever their number. With the
+// full crawl only and callers waiting for it, HeyGen sees exactly one
+// crawl's pages. By default the first crawl is split (the catalogue's
+// looks by ownership and type, or by group) and the callers who arrive
+// while it runs are passed through to HeyGen, identical requests sharing
+// one call: HeyGen sees exactly the split crawl's pages, and a few pages
+// for the callers (their page size, 10, tells them apart).
 func TestExactlyOneCrawlForConcurrentColdCallers(t *testing.T) {
-	h := setup(t, setupOptions{withCatalogue: true})
-	h.fake.SetLatency(20 * time.Millisecond) // so the callers really overlap the crawl
-	const callers = 200
-	var wg sync.WaitGroup
-	errs := make(chan error, callers)
-	start := make(chan struct{})
-	// Each resource has a cache of its own, crawled on its first read: half
-	// the callers list avatars, half avatar groups.
-	for i := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			var err error
-			if i%2 == 0 {
-				_, err = h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 10})
-			} else {
-				_, err = h.avatars.ListAvatarGroups(ctx(t), &heygenv1.ListAvatarGroupsRequest{PageSize: 10})
+	for _, tc := range []struct {
+		name string
+		opts catalogue.Options
+	}{
+		{"full crawl, callers wait", catalogue.Options{NoSplitCrawl: true, ColdPassThrough: -1}},
+		{"defaults: split crawl, cold callers passed through", catalogue.Options{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := setup(t, setupOptions{withCatalogue: true, catalogueOpts: tc.opts})
+			h.fake.SetLatency(20 * time.Millisecond) // so the callers really overlap the crawl
+			const callers = 200
+			var wg sync.WaitGroup
+			errs := make(chan error, callers)
+			start := make(chan struct{})
+			// Each resource has a cache of its own, crawled on its first read: half
+			// the callers list avatars, half avatar groups.
+			for i := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					var err error
+					if i%2 == 0 {
+						_, err = h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 10})
+					} else {
+						_, err = h.avatars.ListAvatarGroups(ctx(t), &heygenv1.ListAvatarGroupsRequest{PageSize: 10})
+					}
+					errs <- err
+				}()
 			}
-			errs <- err
-		}()
+			close(start)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			crawled, passed := map[string]int{}, map[string]int{}
+			for _, r := range h.fake.Requests() {
+				if strings.Contains(r.RawQuery, "limit=10") {
+					passed[r.Path]++
+				} else {
+					crawled[r.Path]++
+				}
+			}
+			wantLooks, wantGroups := fullCrawlPages(h.cat)
+			if !tc.opts.NoSplitCrawl {
+				// The avatars' split crawl lists the groups too.
+				wantLooks, wantGroups = splitCrawlPages(h.cat), 2*wantGroups
+			}
+			if got := crawled["/v3/avatars/looks"]; got != wantLooks {
+				t.Errorf("HeyGen saw %d look-page calls of the crawl, want exactly one crawl's %d", got, wantLooks)
+			}
+			if got := crawled["/v3/avatars"]; got != wantGroups {
+				t.Errorf("HeyGen saw %d group-page calls of the crawl, want %d", got, wantGroups)
+			}
+			n := passed["/v3/avatars/looks"] + passed["/v3/avatars"]
+			switch {
+			case tc.opts.ColdPassThrough < 0 && n != 0:
+				t.Errorf("callers made %d calls to HeyGen with cold pass-through off", n)
+			case n > callers/10:
+				t.Errorf("%d cold callers made %d calls to HeyGen: identical requests must share one", callers, n)
+			}
+			if a, g := h.catalog.Avatars.Crawls(), h.catalog.Groups.Crawls(); a != 1 || g != 1 {
+				t.Errorf("%d avatar and %d group crawls, want 1 of each", a, g)
+			}
+		})
 	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
+}
+
+// pages is how many list calls n items take, 50 a page (an empty list
+// takes one).
+func pages(n int) int { return max(1, (n+49)/50) }
+
+// fullCrawlPages are the look and group pages of one full crawl of cat:
+// each list by ownership.
+func fullCrawlPages(cat fakeheygen.Catalogue) (looks, groups int) {
+	count := map[string]int{}
+	for _, l := range cat.Looks {
+		count["l"+l.Ownership]++
+	}
+	for _, g := range cat.Groups {
+		count["g"+g.Ownership]++
+	}
+	return pages(count["lpublic"]) + pages(count["lprivate"]), pages(count["gpublic"]) + pages(count["gprivate"])
+}
+
+// splitCrawlPages are the look pages of a split crawl of cat: by group
+// (a list per group with looks) unless that takes more than twice a full
+// crawl's pages, else by ownership and avatar type.
+func splitCrawlPages(cat fakeheygen.Catalogue) int {
+	full, _ := fullCrawlPages(cat)
+	byGroup := 0
+	for _, g := range cat.Groups {
+		if g.LooksCount > 0 {
+			byGroup += pages(g.LooksCount)
 		}
 	}
-	pages := func(n int) int { return (n + 49) / 50 }
-	var pubLooks, privLooks, pubGroups, privGroups int
-	for _, l := range h.cat.Looks {
-		if l.Ownership == "public" {
-			pubLooks++
-		} else {
-			privLooks++
+	if byGroup <= 2*full {
+		return byGroup
+	}
+	byType := map[string]int{}
+	for _, l := range cat.Looks {
+		byType[l.Ownership+" "+l.AvatarType]++
+	}
+	n := 0
+	for _, own := range []string{"public", "private"} {
+		for _, typ := range []string{"studio_avatar", "digital_twin", "photo_avatar"} {
+			n += pages(byType[own+" "+typ])
 		}
 	}
-	for _, g := range h.cat.Groups {
-		if g.Ownership == "public" {
-			pubGroups++
-		} else {
-			privGroups++
-		}
-	}
-	wantLooks, wantGroups := pages(pubLooks)+pages(privLooks), pages(pubGroups)+pages(privGroups)
-	if got := h.fake.CountPath("/v3/avatars/looks"); got != wantLooks {
-		t.Errorf("HeyGen saw %d look-page calls, want exactly one crawl's %d", got, wantLooks)
-	}
-	if got := h.fake.CountPath("/v3/avatars"); got != wantGroups {
-		t.Errorf("HeyGen saw %d group-page calls, want %d", got, wantGroups)
-	}
-	if a, g := h.catalog.Avatars.Crawls(), h.catalog.Groups.Crawls(); a != 1 || g != 1 {
-		t.Errorf("%d avatar and %d group crawls, want 1 of each", a, g)
-	}
+	return n
 }
 
 func TestGetMissFallsThroughAndIsRemembered(t *testing.T) {
@@ -564,5 +629,45 @@ func TestColdStartFailureThenRecovery(t *testing.T) {
 	clock.Advance(10 * time.Second)
 	if _, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{}); err != nil {
 		t.Fatalf("after HeyGen recovered: %v", err)
+	}
+}
+
+// TestColdReplicaAnswersAndIsReadyWhileItCrawls: a fresh replica whose
+// HeyGen is slow answers its first ListAvatars from HeyGen while its first
+// crawl runs, and is ready then (it can answer); the catalogue's own
+// health follows the snapshot, and once it is in, answers come from it.
+func TestColdReplicaAnswersAndIsReadyWhileItCrawls(t *testing.T) {
+	h := setup(t, setupOptions{withCatalogue: true, probe: 50 * time.Millisecond, threshold: 1})
+	h.fake.SetLatency(250 * time.Millisecond)
+	bg, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.catalog.Run(bg); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	start := time.Now()
+	waitHealth(t, h, server.AvatarsServiceName, healthpb.HealthCheckResponse_SERVING)
+	var hdr metadata.MD
+	resp, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 5}, grpc.Header(&hdr))
+	if err != nil || len(resp.GetAvatars()) != 5 {
+		t.Fatalf("cold ListAvatars: %v, %v", resp, err)
+	}
+	took := time.Since(start)
+	if src := hdr.Get(server.HeaderSource); len(src) != 1 || src[0] != string(catalogue.SourceHeyGen) || took > 2*time.Second {
+		t.Fatalf("the first answer came from %v after %v; want HeyGen's, within a few round trips", src, took)
+	}
+	if h.catalog.Usable() {
+		t.Fatal("the crawl finished before the first answer: the test proves nothing (make HeyGen slower)")
+	}
+	st, err := h.health.Check(ctx(t), &healthpb.HealthCheckRequest{Service: server.CatalogueHealthName})
+	if err != nil || st.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("catalogue health while the first crawl runs: %v, %v; want NOT_SERVING", st, err)
+	}
+	waitHealth(t, h, server.CatalogueHealthName, healthpb.HealthCheckResponse_SERVING)
+	waitHealth(t, h, server.ReadinessHealthName, healthpb.HealthCheckResponse_SERVING)
+	hdr = nil
+	if _, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 5}, grpc.Header(&hdr)); err != nil {
+		t.Fatal(err)
+	}
+	if src := hdr.Get(server.HeaderSource); len(src) != 1 || src[0] != string(catalogue.SourceFresh) {
+		t.Errorf("once crawled, ListAvatars came from %v, want the catalogue", src)
 	}
 }

@@ -21,9 +21,10 @@ var (
 	// AvatarsServiceName is SERVING when this replica can answer
 	// AvatarsService calls: with the catalogue, when it holds snapshots
 	// within the maximum staleness (it stays SERVING while HeyGen is down,
-	// so a HeyGen outage does not take every replica out at once);
-	// without, when HeyGen is reachable and accepts the key. Use it for
-	// readiness.
+	// so a HeyGen outage does not take every replica out at once), or,
+	// cold, while its first crawl runs and HeyGen answers the callers it
+	// passes through (see catalogue.Options.ColdPassThrough); without,
+	// when HeyGen is reachable and accepts the key. Use it for readiness.
 	AvatarsServiceName = heygenv1.AvatarsService_ServiceDesc.ServiceName
 	// VoicesServiceName is SERVING when this replica can answer
 	// VoicesService calls, as for AvatarsServiceName.
@@ -225,8 +226,15 @@ func (h *healthReporter) reconcile() {
 	avatars, voices := upstream, upstream
 	want := map[string]healthpb.HealthCheckResponse_ServingStatus{UpstreamHealthName: serving(upstream)}
 	if c := h.catalogue; c != nil {
-		avatars = c.Avatars.Usable() && c.Groups.Usable()
-		voices = c.Voices.Usable()
+		// A cold cache answers through HeyGen while its first crawl runs.
+		answers := func(c interface {
+			Usable() bool
+			PassingThrough() bool
+		}) bool {
+			return c.Usable() || c.PassingThrough() && upstream
+		}
+		avatars = answers(c.Avatars) && answers(c.Groups)
+		voices = answers(c.Voices)
 		want[CatalogueHealthName] = serving(c.Usable())
 	}
 	want[AvatarsServiceName] = serving(avatars)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
@@ -72,7 +75,7 @@ func TestFaultSuiteHostile(t *testing.T) {
 	})
 
 	t.Run("looping token", func(t *testing.T) {
-		h := setup(t, setupOptions{noBackground: true, withCatalogue: true})
+		h := setup(t, setupOptions{noBackground: true, withCatalogue: true, catalogueOpts: catalogue.Options{ColdPassThrough: -1, NoSplitCrawl: true}})
 		h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Status: 200, Body: `{"data":[],"has_more":true,"next_token":"again"}`})
 		errs := calls(100, func() error {
 			_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
@@ -91,7 +94,7 @@ func TestFaultSuiteHostile(t *testing.T) {
 	})
 
 	t.Run("cold 429 storm", func(t *testing.T) {
-		h := setup(t, setupOptions{noBackground: true, withCatalogue: true})
+		h := setup(t, setupOptions{noBackground: true, withCatalogue: true, catalogueOpts: catalogue.Options{ColdPassThrough: -1, NoSplitCrawl: true}})
 		h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Status: 429, Header: map[string]string{"Retry-After": "5"},
 			Body: fakeheygen.V3Error("rate_limit_exceeded", "slow down")})
 		errs := calls(300, func() error {
@@ -102,6 +105,32 @@ func TestFaultSuiteHostile(t *testing.T) {
 		report(t, "cold 429", n, leaks(h, errs), ", 300 calls")
 		if n > 6 {
 			t.Errorf("300 cold calls during a 429 storm sent %d requests, want one crawl's (at most 6)", n)
+		}
+	})
+
+	// The same storm as a replica meets it by default: the cold crawl
+	// split by filters, and callers passed through to HeyGen while it runs.
+	// However many callers come, HeyGen sees the crawl (what a lone caller,
+	// who starts it, causes) and one pass-through call (identical calls
+	// share it, and the first 429 stops the pass-through until the next
+	// crawl): at most heygen.DefaultMaxAttempts requests more.
+	t.Run("cold 429 storm, split crawl and pass-through", func(t *testing.T) {
+		storm := func(callers int) (int, int) {
+			h := setup(t, setupOptions{noBackground: true, withCatalogue: true})
+			h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks", Status: 429, Header: map[string]string{"Retry-After": "5"},
+				Body: fakeheygen.V3Error("rate_limit_exceeded", "slow down")})
+			errs := calls(callers, func() error {
+				_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{})
+				return err
+			})
+			return h.fake.CountPath("/v3/avatars/looks"), leaks(h, errs)
+		}
+		one, _ := storm(1)
+		n, leaked := storm(300)
+		report(t, "cold 429 split", n, leaked, fmt.Sprintf(", 300 calls (one call: %d requests)", one))
+		if n > one+heygen.DefaultMaxAttempts {
+			t.Errorf("300 cold calls during a 429 storm sent %d requests, one call %d: callers may add one pass-through call (%d attempts), no more",
+				n, one, heygen.DefaultMaxAttempts)
 		}
 	})
 

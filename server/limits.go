@@ -195,12 +195,19 @@ func newInflightLimiter(n int) *inflightLimiter {
 	return &inflightLimiter{sem: semaphore.NewWeighted(int64(n)), limit: n}
 }
 
-func (l *inflightLimiter) acquire() (release func(), err error) {
+// acquire takes a slot; release returns it.
+func (l *inflightLimiter) acquire() error {
 	if l == nil {
-		return func() {}, nil
+		return nil
 	}
 	if !l.sem.TryAcquire(1) {
-		return nil, &overloadError{limit: l.limit}
+		return &overloadError{limit: l.limit}
 	}
-	return func() { l.sem.Release(1) }, nil
+	return nil
+}
+
+func (l *inflightLimiter) release() {
+	if l != nil {
+		l.sem.Release(1)
+	}
 }

@@ -59,6 +59,7 @@ type Metrics struct {
 	catalogueItems     *prometheus.GaugeVec
 	catalogueRefreshes *prometheus.CounterVec
 	catalogueReads     *prometheus.CounterVec
+	reads              map[catalogue.Source]prometheus.Counter // catalogueReads' series, resolved once
 
 	accountMu       sync.Mutex
 	accountBalances []accountBalance // the last reading's
@@ -78,6 +79,17 @@ type Metrics struct {
 
 type methodLabels struct {
 	typ, service, method string
+	// The method's series, resolved once rather than hashed and looked up
+	// by label values on every call (nil for unknown methods).
+	started prometheus.Counter
+	seconds prometheus.Observer
+	handled [codes.Unauthenticated + 1]atomic.Pointer[prometheus.Counter] // by code, created on first use
+	callers sync.Map                                                      // callerCode -> prometheus.Counter
+}
+
+type callerCode struct {
+	caller string
+	code   codes.Code
 }
 
 // NewMetrics creates and registers every metric, plus the Go runtime and
@@ -167,8 +179,9 @@ func NewMetrics() *Metrics {
 		m.breakerState.WithLabelValues(s).Set(0)
 	}
 	m.breakerState.WithLabelValues("closed").Set(1)
+	m.reads = map[catalogue.Source]prometheus.Counter{}
 	for _, src := range []catalogue.Source{catalogue.SourceFresh, catalogue.SourceStale, catalogue.SourceHeyGen} {
-		m.catalogueReads.WithLabelValues(string(src))
+		m.reads[src] = m.catalogueReads.WithLabelValues(string(src))
 	}
 	for _, b := range []string{"unauthenticated", "streams", "open_streams", "health_Watch_streams", "connections"} {
 		m.refusedStreams.WithLabelValues(b)
@@ -247,10 +260,11 @@ func (m *Metrics) initialize(gs *grpc.Server) {
 	for full, typ := range methodTypes(gs) {
 		service, method := splitMethod(full)
 		l := &methodLabels{typ: typ, service: service, method: method}
+		l.started = m.rpcStartedTotal.WithLabelValues(l.typ, l.service, l.method)
+		ok := m.rpcHandledTotal.WithLabelValues(l.typ, l.service, l.method, codes.OK.String())
+		l.handled[codes.OK].Store(&ok)
+		l.seconds = m.rpcSeconds.WithLabelValues(l.typ, l.service, l.method)
 		m.methods.Store(full, l)
-		m.rpcStartedTotal.WithLabelValues(l.typ, l.service, l.method)
-		m.rpcHandledTotal.WithLabelValues(l.typ, l.service, l.method, codes.OK.String())
-		m.rpcSeconds.WithLabelValues(l.typ, l.service, l.method)
 	}
 }
 
@@ -294,18 +308,45 @@ func splitMethod(full string) (service, method string) {
 
 func (m *Metrics) rpcStarted(full string, _ *stats.Begin) {
 	l := m.labels(full)
+	if l.started != nil {
+		l.started.Inc()
+		return
+	}
 	m.rpcStartedTotal.WithLabelValues(l.typ, l.service, l.method).Inc()
 }
 
 func (m *Metrics) rpcHandled(full string, code codes.Code, d time.Duration, caller string) {
 	l := m.labels(full)
-	m.rpcHandledTotal.WithLabelValues(l.typ, l.service, l.method, code.String()).Inc()
-	m.rpcSeconds.WithLabelValues(l.typ, l.service, l.method).Observe(d.Seconds())
 	if caller == "" {
 		caller = "unauthenticated"
 	}
+	if l.started == nil { // an unknown method: nothing is cached for it
+		m.rpcHandledTotal.WithLabelValues(l.typ, l.service, l.method, code.String()).Inc()
+		m.rpcSeconds.WithLabelValues(l.typ, l.service, l.method).Observe(d.Seconds())
+		if l.service != healthpb.Health_ServiceDesc.ServiceName {
+			m.callerRPCs.WithLabelValues(caller, l.method, code.String()).Inc()
+		}
+		return
+	}
+	if int(code) < len(l.handled) {
+		c := l.handled[code].Load()
+		if c == nil {
+			n := m.rpcHandledTotal.WithLabelValues(l.typ, l.service, l.method, code.String())
+			c = &n
+			l.handled[code].Store(c)
+		}
+		(*c).Inc()
+	} else {
+		m.rpcHandledTotal.WithLabelValues(l.typ, l.service, l.method, code.String()).Inc()
+	}
+	l.seconds.Observe(d.Seconds())
 	if l.service != healthpb.Health_ServiceDesc.ServiceName {
-		m.callerRPCs.WithLabelValues(caller, l.method, code.String()).Inc()
+		key := callerCode{caller, code}
+		c, ok := l.callers.Load(key)
+		if !ok {
+			c, _ = l.callers.LoadOrStore(key, m.callerRPCs.WithLabelValues(caller, l.method, code.String()))
+		}
+		c.(prometheus.Counter).Inc()
 	}
 }
 
@@ -402,9 +443,14 @@ func (m *Metrics) Refreshed(resource string, r catalogue.Refresh) {
 }
 
 func (m *Metrics) catalogueRead(src catalogue.Source) {
-	if m != nil {
-		m.catalogueReads.WithLabelValues(string(src)).Inc()
+	if m == nil {
+		return
 	}
+	if c, ok := m.reads[src]; ok {
+		c.Inc()
+		return
+	}
+	m.catalogueReads.WithLabelValues(string(src)).Inc()
 }
 
 // watching sets the watch gauges.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -93,11 +94,36 @@ func (c *checks) text(field, v string) {
 // (the stream is gone) is not an error for the call.
 func (s *Server) answered(ctx context.Context, m catalogue.Meta) {
 	s.metrics.catalogueRead(m.Source)
-	src := string(m.Source)
-	if !m.HasAge {
-		_ = grpc.SetHeader(ctx, metadata.MD{HeaderSource: {src}})
-		return
+	_ = grpc.SetHeader(ctx, s.freshness.header(m))
+}
+
+// freshnessHeaders reuses the header metadata of the last answer while
+// it says the same (the same source and age to the tenth of a second): the
+// metadata is only read, and building it was a map, two slices and a
+// string on every call.
+type freshnessHeaders struct {
+	last atomic.Pointer[freshness]
+}
+
+type freshness struct {
+	source catalogue.Source
+	age    string // "" without an age
+	md     metadata.MD
+}
+
+func (f *freshnessHeaders) header(m catalogue.Meta) metadata.MD {
+	var buf [24]byte
+	age := buf[:0]
+	if m.HasAge {
+		age = strconv.AppendFloat(age, m.Age.Seconds(), 'f', 1, 64)
 	}
-	age := strconv.FormatFloat(m.Age.Seconds(), 'f', 1, 64)
-	_ = grpc.SetHeader(ctx, metadata.MD{HeaderSource: {src}, HeaderCatalogueAgeS: {age}})
+	if last := f.last.Load(); last != nil && last.source == m.Source && last.age == string(age) && (len(age) > 0) == m.HasAge {
+		return last.md
+	}
+	h := &freshness{source: m.Source, age: string(age), md: metadata.MD{HeaderSource: {string(m.Source)}}}
+	if m.HasAge {
+		h.md[HeaderCatalogueAgeS] = []string{h.age}
+	}
+	f.last.Store(h)
+	return h.md
 }

@@ -154,6 +154,50 @@ type Server struct {
 	admins   map[string]bool
 	started  time.Time
 	watches  *watchHub
+	layers   *layers
+	// freshness caches the freshness response headers.
+	freshness freshnessHeaders
+}
+
+// layers are the gateway's per-call machinery around the handlers (see
+// stats.go), kept so that benchmarks measure exactly what New built.
+type layers struct {
+	adm    *admission
+	stats  *rpcStats
+	unary  []grpc.UnaryServerInterceptor
+	stream []grpc.StreamServerInterceptor
+}
+
+// TransportOptions are the grpc-go server options of every gateway that
+// bound what clients can make it hold and make it fast (the stream worker
+// pool), without its interceptors, stats handler or tap: the benchmark's
+// bare reference server (bench/bareserver) runs with the same, so that the
+// two differ only by what the gateway does per call.
+func TransportOptions(limits TransportLimits) []grpc.ServerOption {
+	limits = limits.withDefaults()
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(limits.MaxConcurrentStreams),
+		grpc.MaxHeaderListSize(limits.MaxHeaderBytes),
+		grpc.MaxRecvMsgSize(limits.MaxRecvMsgBytes),
+		// A connection must finish its handshake (TLS, HTTP/2 preface)
+		// within this, so half-open connections do not linger.
+		grpc.ConnectionTimeout(10 * time.Second),
+		// A fixed pool of stream workers instead of a goroutine per call:
+		// the profile showed 12-15% of CPU growing fresh goroutine stacks.
+		grpc.NumStreamWorkers(uint32(max(16, 4*runtime.GOMAXPROCS(0)))), //nolint:gosec // G115: small positive
+		// Mesh sidecars and gRPC clients ping at most every 10-30 s when they
+		// ping at all; allowing 5 s (and pings without streams) means no
+		// well-behaved client is ever sent GOAWAY "too_many_pings".
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			// Recycle connections now and then so new replicas get traffic
+			// behind L4 load balancers; calls in flight get a minute to end.
+			MaxConnectionAge:      30 * time.Minute,
+			MaxConnectionAgeGrace: time.Minute,
+			Time:                  time.Minute,
+			Timeout:               20 * time.Second,
+		}),
+	}
 }
 
 // New builds the server; it serves nothing until [Server.Serve], and its
@@ -185,51 +229,33 @@ func New(opts Options) (*Server, error) {
 	if opts.RateLimits.Default.PerSecond > 0 || len(opts.RateLimits.Callers) > 0 {
 		rl = newRateLimiter(opts.RateLimits, opts.Fleet, opts.Metrics)
 	}
-	unary, stream := interceptorChain(chainConfig{
+	use := newUsage()
+	use.shared = opts.Fleet
+	l := &layers{
+		adm: &admission{
+			auth:           opts.Auth,
+			maxStreams:     int64(limits.MaxStreams),
+			maxWatches:     int64(limits.MaxWatchStreams),
+			defaultTimeout: opts.DefaultTimeout,
+			streaming:      map[string]bool{},
+			metrics:        opts.Metrics,
+			log:            opts.Logger,
+		},
+		stats: &rpcStats{metrics: opts.Metrics, usage: use, log: opts.Logger},
+	}
+	l.unary, l.stream = interceptorChain(chainConfig{
 		log:      opts.Logger,
 		auth:     opts.Auth,
 		limits:   rl,
 		inflight: newInflightLimiter(opts.MaxInFlight),
 		metrics:  opts.Metrics,
 	})
-	use := newUsage()
-	use.shared = opts.Fleet
-	adm := &admission{
-		auth:           opts.Auth,
-		maxStreams:     int64(limits.MaxStreams),
-		maxWatches:     int64(limits.MaxWatchStreams),
-		defaultTimeout: opts.DefaultTimeout,
-		streaming:      map[string]bool{},
-		metrics:        opts.Metrics,
-		log:            opts.Logger,
-	}
-	gs := grpc.NewServer(append([]grpc.ServerOption{
-		grpc.StatsHandler(&rpcStats{metrics: opts.Metrics, usage: use, log: opts.Logger}),
-		grpc.InTapHandle(adm.admit),
-		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(stream...),
-		grpc.MaxConcurrentStreams(limits.MaxConcurrentStreams),
-		grpc.MaxHeaderListSize(limits.MaxHeaderBytes),
-		grpc.MaxRecvMsgSize(limits.MaxRecvMsgBytes),
-		// A connection must finish its handshake (TLS, HTTP/2 preface)
-		// within this, so half-open connections do not linger.
-		grpc.ConnectionTimeout(10 * time.Second),
-		// A fixed pool of stream workers instead of a goroutine per call:
-		// the profile showed 12-15% of CPU growing fresh goroutine stacks.
-		grpc.NumStreamWorkers(uint32(max(16, 4*runtime.GOMAXPROCS(0)))), //nolint:gosec // G115: small positive
-		// Mesh sidecars and gRPC clients ping at most every 10-30 s when they
-		// ping at all; allowing 5 s (and pings without streams) means no
-		// well-behaved client is ever sent GOAWAY "too_many_pings".
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{
-			// Recycle connections now and then so new replicas get traffic
-			// behind L4 load balancers; calls in flight get a minute to end.
-			MaxConnectionAge:      30 * time.Minute,
-			MaxConnectionAgeGrace: time.Minute,
-			Time:                  time.Minute,
-			Timeout:               20 * time.Second,
-		}),
-	}, opts.ServerOptions...)...)
+	gs := grpc.NewServer(append(append([]grpc.ServerOption{
+		grpc.StatsHandler(l.stats),
+		grpc.InTapHandle(l.adm.admit),
+		grpc.ChainUnaryInterceptor(l.unary...),
+		grpc.ChainStreamInterceptor(l.stream...),
+	}, TransportOptions(limits)...), opts.ServerOptions...)...)
 
 	readers := catalogue.PassThroughReaders(opts.Client)
 	if opts.Catalogue != nil {
@@ -246,6 +272,7 @@ func New(opts Options) (*Server, error) {
 		usage:   use,
 		admins:  map[string]bool{},
 		started: time.Now(),
+		layers:  l,
 	}
 	for _, name := range opts.AdminCallers {
 		s.admins[name] = true
@@ -283,7 +310,7 @@ func New(opts Options) (*Server, error) {
 		reflection.Register(gs)
 	}
 	for full, typ := range methodTypes(gs) {
-		adm.streaming[full] = typ != "unary"
+		l.adm.streaming[full] = typ != "unary"
 	}
 	if opts.Metrics != nil {
 		opts.Metrics.initialize(gs)

@@ -55,6 +55,9 @@ func callerOrUnauthenticated(caller string) string {
 	return caller
 }
 
+// setCaller records the call's caller.
+func (s *rpcState) setCaller(c string) { s.caller.Store(&c) }
+
 func callerOf(ctx context.Context) string {
 	if s := stateFrom(ctx); s != nil {
 		if c := s.caller.Load(); c != nil {
@@ -74,32 +77,49 @@ type rpcStats struct {
 	unseen sampler
 }
 
-func (h *rpcStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-func (h *rpcStats) HandleConn(context.Context, stats.ConnStats)                       {}
+// peerAddrKey carries a connection's remote address as a *string.
+type peerAddrKey struct{}
+
+// TagConn formats the connection's remote address once, for the log
+// lines of all its calls.
+func (h *rpcStats) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
+	if info == nil || info.RemoteAddr == nil {
+		return ctx
+	}
+	addr := info.RemoteAddr.String()
+	return context.WithValue(ctx, peerAddrKey{}, &addr)
+}
+
+func (h *rpcStats) HandleConn(context.Context, stats.ConnStats) {}
 
 // TagRPC attaches the call's state, and the counter of its HeyGen attempts.
 func (h *rpcStats) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
 	ctx, hs := heygen.WithCallStats(ctx)
 	st := &rpcState{method: info.FullMethodName, heygen: hs}
-	if c, ok := ctx.Value(callerKey{}).(string); ok {
-		st.caller.Store(&c)
+	if c, ok := ctx.Value(callerKey{}).(*string); ok {
+		st.caller.Store(c)
 	}
 	return context.WithValue(ctx, rpcStateKey{}, st)
 }
 
-// HandleRPC counts a call's start and end.
+// HandleRPC counts a call's start and end; grpc-go calls it for every
+// event of a call (headers, payloads), which it ignores.
 func (h *rpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	st := stateFrom(ctx)
-	if st == nil {
-		return
-	}
 	switch s := s.(type) {
 	case *stats.Begin:
+		st := stateFrom(ctx)
+		if st == nil {
+			return
+		}
 		st.start = s.BeginTime
 		if h.metrics != nil {
 			h.metrics.rpcStarted(st.method, s)
 		}
 	case *stats.End:
+		st := stateFrom(ctx)
+		if st == nil {
+			return
+		}
 		code := status.Code(s.Error)
 		caller := callerOf(ctx)
 		if h.metrics != nil {
@@ -152,7 +172,7 @@ const (
 
 var healthWatchMethod = "/" + healthpb.Health_ServiceDesc.ServiceName + "/Watch"
 
-// callerKey carries the caller the tap authenticated.
+// callerKey carries the caller the tap authenticated, a *string.
 type callerKey struct{}
 
 // admission is the tap: it runs in the transport, for every new stream,
@@ -191,18 +211,24 @@ func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context,
 			a.refused(ctx, method, "unauthenticated", "the stream's credentials were refused", 0)
 			return nil, statusOf(err).Err()
 		}
-		ctx = context.WithValue(ctx, callerKey{}, caller)
+		ctx = context.WithValue(ctx, callerKey{}, &caller)
 	}
 	if counter.Add(1) > limit {
 		counter.Add(-1)
 		return nil, a.refuse(ctx, method, what, limit)
 	}
-	context.AfterFunc(ctx, func() { counter.Add(-1) })
+	// One function at the stream's end releases both the stream's place
+	// and the default deadline's timer: each context.AfterFunc costs
+	// allocations and a goroutine when it runs, on every call.
 	if _, ok := ctx.Deadline(); !ok && a.defaultTimeout > 0 && !a.streaming[method] {
 		tctx, cancel := context.WithTimeout(ctx, a.defaultTimeout)
-		context.AfterFunc(ctx, cancel) // the stream's end releases the timer
-		ctx = tctx
+		context.AfterFunc(ctx, func() {
+			counter.Add(-1)
+			cancel()
+		})
+		return tctx, nil
 	}
+	context.AfterFunc(ctx, func() { counter.Add(-1) })
 	return ctx, nil
 }
 

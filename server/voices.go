@@ -44,7 +44,7 @@ func (s *voicesServer) GetVoice(ctx context.Context, req *heygenv1.GetVoiceReque
 	if err := c.err(); err != nil {
 		return nil, err
 	}
-	v, meta, err := s.readers.Voices.Get(ctx, req.GetVoiceId())
+	v, meta, err := s.readers.Voices.GetEncoded(ctx, req.GetVoiceId())
 	if err != nil {
 		return nil, fmt.Errorf("get voice: %w", err)
 	}

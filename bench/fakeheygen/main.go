@@ -4,7 +4,7 @@
 // endpoint on a separate loopback port that reports how many requests each
 // path received.
 //
-//	HEYGEN_API_KEY=bench-key fakeheygen -groups 100 -looks-per-group 50 -latency 300ms -ready-file /tmp/fake.ready
+//	HEYGEN_API_KEY=bench-key fakeheygen -groups 100 -looks-per-group 50 -voices 2000 -latency 300ms -ready-file /tmp/fake.ready
 //
 // The ready file (and stdout) gets two lines once both ports listen:
 //
@@ -13,9 +13,10 @@
 //
 // Admin endpoint (never on the API port, so it cannot skew the counts):
 //
-//	GET  /_fake/stats               JSON: request counts per path, latency, catalogue
+//	GET  /_fake/stats               JSON: request counts per kind of call, the most
+//	                                requests in flight at once, latency, catalogue
 //	                                sizes and the calls one full crawl needs
-//	POST /_fake/reset               zero the request counts
+//	POST /_fake/reset               zero the request counts and the in-flight peak
 //	POST /_fake/latency?d=300ms     change the added latency
 //
 // Both listeners must be loopback addresses. SIGINT or SIGTERM stops it.
@@ -32,6 +33,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -45,17 +47,51 @@ const (
 	pathLooks  = "/v3/avatars/looks"
 	pathGroups = "/v3/avatars"
 	pathMe     = "/v3/users/me"
+	pathVoices = "/v3/voices"
+	// pathVoice stands for every GET /v3/voices/{voice_id}.
+	pathVoice = "/v3/voices/{id}"
 )
+
+// inFlight counts requests being answered and their peak.
+type inFlight struct {
+	now, peak atomic.Int64
+	voice     atomic.Int64 // voice detail requests
+}
+
+// raisePeak raises peak to n if n is higher.
+func raisePeak(peak *atomic.Int64, n int64) {
+	for p := peak.Load(); n > p; p = peak.Load() {
+		if peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+func (f *inFlight) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := f.now.Add(1)
+		raisePeak(&f.peak, n)
+		if strings.HasPrefix(r.URL.Path, pathVoices+"/") {
+			f.voice.Add(1)
+		}
+		defer f.now.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
 
 // Stats is the JSON the admin endpoint serves at /_fake/stats.
 type Stats struct {
 	// Total is every request received since start or the last reset.
 	Total int `json:"total"`
 	// Paths counts requests by exact path (any query) for the list and
-	// account endpoints; Other is everything else (gets by id, bad paths).
+	// account endpoints, and voice details (GET /v3/voices/{id}) under
+	// "/v3/voices/{id}"; Other is everything else (gets by id, bad paths).
 	Paths map[string]int `json:"paths"`
 	// Other is Total minus the requests counted in Paths.
 	Other int `json:"other"`
+	// MaxInFlight is the most requests the fake was answering at once
+	// (added latency included) since start or the last reset.
+	MaxInFlight int64 `json:"max_in_flight"`
 	// LatencyMS is the latency currently added to every response.
 	LatencyMS float64 `json:"latency_ms"`
 	// Catalogue describes the data served.
@@ -69,6 +105,10 @@ type Stats struct {
 type CatalogueInfo struct {
 	// Seed is the generator seed.
 	Seed int64 `json:"seed"`
+	// Voices and ClonedVoices count the voice library (cloned voices are
+	// private; the gateway fetches each one's details).
+	Voices       int `json:"voices"`
+	ClonedVoices int `json:"cloned_voices"`
 	// Groups and Looks are the catalogue's sizes, split by ownership below.
 	Groups        int `json:"groups"`
 	Looks         int `json:"looks"`
@@ -100,6 +140,7 @@ func run() error {
 	groups := flag.Int("groups", 100, "avatar groups in the generated catalogue")
 	looksPerGroup := flag.Int("looks-per-group", 50, "looks per group (groups x looks-per-group avatars)")
 	seed := flag.Int64("seed", 20241125, "catalogue generator seed")
+	nVoices := flag.Int("voices", 0, "voices in the generated voice library (every tenth a cloned, private voice)")
 	latency := flag.Duration("latency", 0, "latency added before every response, like HeyGen's own (e.g. 300ms)")
 	readyFile := flag.String("ready-file", "", "write the url= and admin= lines here once listening")
 	flag.Parse()
@@ -115,7 +156,13 @@ func run() error {
 	}
 
 	cat := fakeheygen.GenerateCatalogue(*seed, *groups, *looksPerGroup)
-	info := CatalogueInfo{Seed: *seed, Groups: len(cat.Groups), Looks: len(cat.Looks), PageLimit: fakeheygen.MaxLimit}
+	voices := fakeheygen.GenerateVoices(*seed, *nVoices)
+	info := CatalogueInfo{Seed: *seed, Groups: len(cat.Groups), Looks: len(cat.Looks), PageLimit: fakeheygen.MaxLimit, Voices: len(voices)}
+	for _, v := range voices {
+		if v.Type == fakeheygen.VoiceTypePrivate {
+			info.ClonedVoices++
+		}
+	}
 	for _, g := range cat.Groups {
 		if g.Ownership == fakeheygen.OwnershipPrivate {
 			info.PrivateGroups++
@@ -137,7 +184,7 @@ func run() error {
 
 	// The fake listens on a loopback port of its own; its handler is
 	// mounted on the requested address too, sharing all its state.
-	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: key, Catalogue: cat})
+	fake, err := fakeheygen.NewServer(fakeheygen.Options{APIKey: key, Catalogue: cat, Voices: voices})
 	if err != nil {
 		return err
 	}
@@ -153,15 +200,18 @@ func run() error {
 		return fmt.Errorf("listen %s: %w", *adminAddr, err)
 	}
 
+	var flight inFlight
 	admin := http.NewServeMux()
 	admin.HandleFunc("GET /_fake/stats", func(w http.ResponseWriter, _ *http.Request) {
-		st := Stats{Total: fake.RequestCount(), Paths: map[string]int{}, Catalogue: info, CrawlCalls: crawl}
+		st := Stats{Total: fake.RequestCount(), Paths: map[string]int{}, Catalogue: info, CrawlCalls: crawl, MaxInFlight: flight.peak.Load()}
 		counted := 0
-		for _, p := range []string{pathLooks, pathGroups, pathMe} {
+		for _, p := range []string{pathLooks, pathGroups, pathMe, pathVoices} {
 			n := fake.CountPath(p)
 			st.Paths[p] = n
 			counted += n
 		}
+		st.Paths[pathVoice] = int(flight.voice.Load())
+		counted += st.Paths[pathVoice]
 		st.Other = st.Total - counted
 		st.LatencyMS = float64(curLatency.Load()) / float64(time.Millisecond)
 		w.Header().Set("Content-Type", "application/json")
@@ -169,6 +219,8 @@ func run() error {
 	})
 	admin.HandleFunc("POST /_fake/reset", func(w http.ResponseWriter, _ *http.Request) {
 		fake.ResetRequests()
+		flight.peak.Store(flight.now.Load())
+		flight.voice.Store(0)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	admin.HandleFunc("POST /_fake/latency", func(w http.ResponseWriter, r *http.Request) {
@@ -183,7 +235,7 @@ func run() error {
 	})
 	curLatency.Store(int64(*latency))
 
-	apiSrv := &http.Server{Handler: fake.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second}
+	apiSrv := &http.Server{Handler: flight.wrap(fake.Handler()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second}
 	adminSrv := &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- apiSrv.Serve(apiLn) }()
@@ -196,8 +248,8 @@ func run() error {
 		}
 	}
 	fmt.Print(ready)
-	log.Printf("fakeheygen: %d groups, %d looks (%d public, %d private), latency %s; a full crawl is %d look pages + %d group pages",
-		info.Groups, info.Looks, info.PublicLooks, info.PrivateLooks, *latency, crawl[pathLooks], crawl[pathGroups])
+	log.Printf("fakeheygen: %d groups, %d looks (%d public, %d private), %d voices (%d cloned), latency %s",
+		info.Groups, info.Looks, info.PublicLooks, info.PrivateLooks, info.Voices, info.ClonedVoices, *latency)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,21 +1,23 @@
 // Command grpcload is a light closed-loop gRPC load generator: -c callers
-// over -connections connections call one method as fast as they can for
-// -duration (after -warmup), then report calls per second and latency
-// percentiles (bench/internal/loadstat.Report as JSON).
+// over -connections connections call one method as fast as they can,
+// either -n calls in all (the measure of server CPU per call: a fixed
+// amount of work) or for -duration, after a -warmup; then it reports
+// calls per second and latency percentiles (bench/internal/loadstat.Report
+// as JSON).
 //
-//	grpcload -addr 127.0.0.1:50051 -call list -page-size 50 -c 8 -connections 4 -warmup 3s -duration 12s
+//	grpcload -addr 127.0.0.1:50051 -call list -n 40000 -c 8 -connections 4 -warmup 2s
 //
-// It exists because ghz decodes every response into a dynamic message,
-// which for a 50-avatar page costs the client several times the server's
-// CPU per call: on a 2-core machine ghz is then the bottleneck and cannot
-// tell a fast server from a slow one. grpcload sends a request encoded
-// once and does not decode responses (it checks their size against the
-// first response, which it decodes and validates), so the server under
-// test is the bottleneck. Calls in flight when the time is up are waited
-// for and counted, so there are no cut-off errors at the end.
+// It sends a request encoded once and does not decode responses (it
+// checks their size against the first response, which it decodes), so
+// the server under test, not the client, is the bottleneck: ghz decodes
+// every response into a dynamic message, which for a 50-avatar page costs
+// it several times the server's CPU per call. Calls in flight when the
+// time is up are waited for and counted: there are no cut-off errors.
 //
-// -call list is heygen.v1.AvatarsService/ListAvatars {page_size}; -call
-// health is grpc.health.v1.Health/Check {}.
+// Calls: list (AvatarsService/ListAvatars {page_size}), get
+// (AvatarsService/GetAvatar {avatar_id}), voices (VoicesService/ListVoices
+// {page_size}), health (grpc.health.v1.Health/Check {}). -token sends
+// `authorization: Bearer TOKEN` with every call.
 package main
 
 import (
@@ -32,11 +34,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/heygen-grpc/heygen-grpc/bench/internal/loadstat"
 	"github.com/heygen-grpc/heygen-grpc/bench/internal/loopback"
+	"github.com/heygen-grpc/heygen-grpc/bench/internal/procstat"
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 )
 
@@ -55,6 +59,51 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func (rawCodec) Name() string { return "proto" }
 
+// call is one method the load can call.
+type call struct {
+	method string
+	req    proto.Message
+	resp   func() proto.Message
+	check  func(proto.Message) error
+}
+
+func calls(pageSize int, avatarID string) map[string]call {
+	return map[string]call{
+		"list": {"/heygen.v1.AvatarsService/ListAvatars", &heygenv1.ListAvatarsRequest{PageSize: int32(pageSize)}, //nolint:gosec // G115: checked <= 500
+			func() proto.Message { return &heygenv1.ListAvatarsResponse{} },
+			func(m proto.Message) error {
+				if n := len(m.(*heygenv1.ListAvatarsResponse).GetAvatars()); n != pageSize {
+					return fmt.Errorf("%d avatars, want %d", n, pageSize)
+				}
+				return nil
+			}},
+		"get": {"/heygen.v1.AvatarsService/GetAvatar", &heygenv1.GetAvatarRequest{AvatarId: avatarID},
+			func() proto.Message { return &heygenv1.GetAvatarResponse{} },
+			func(m proto.Message) error {
+				if got := m.(*heygenv1.GetAvatarResponse).GetAvatar().GetId(); got != avatarID {
+					return fmt.Errorf("avatar %q, want %q", got, avatarID)
+				}
+				return nil
+			}},
+		"voices": {"/heygen.v1.VoicesService/ListVoices", &heygenv1.ListVoicesRequest{PageSize: int32(pageSize)}, //nolint:gosec // G115: checked <= 500
+			func() proto.Message { return &heygenv1.ListVoicesResponse{} },
+			func(m proto.Message) error {
+				if n := len(m.(*heygenv1.ListVoicesResponse).GetVoices()); n == 0 {
+					return errors.New("no voices")
+				}
+				return nil
+			}},
+		"health": {"/grpc.health.v1.Health/Check", &healthpb.HealthCheckRequest{},
+			func() proto.Message { return &healthpb.HealthCheckResponse{} },
+			func(m proto.Message) error {
+				if st := m.(*healthpb.HealthCheckResponse).GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+					return fmt.Errorf("status %s", st)
+				}
+				return nil
+			}},
+	}
+}
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "grpcload: "+err.Error())
@@ -64,21 +113,30 @@ func main() {
 
 func run() error {
 	addr := flag.String("addr", "", "loopback host:port of the server (required)")
-	call := flag.String("call", "list", "list (AvatarsService/ListAvatars) or health (Health/Check)")
-	pageSize := flag.Int("page-size", 50, "ListAvatars page_size")
+	name := flag.String("call", "list", "list, get, voices or health")
+	pageSize := flag.Int("page-size", 50, "page_size of the list calls")
+	avatarID := flag.String("avatar-id", "", "avatar_id of the get call")
+	token := flag.String("token", "", "send `authorization: Bearer TOKEN`")
 	c := flag.Int("c", 8, "concurrent callers")
 	conns := flag.Int("connections", 4, "connections the callers are spread over")
-	warmup := flag.Duration("warmup", 3*time.Second, "load before measuring, not reported")
-	duration := flag.Duration("duration", 12*time.Second, "measured load (at most 5m)")
+	n := flag.Int("n", 0, "measured calls in all (0: measure for -duration instead)")
+	warmup := flag.Duration("warmup", 2*time.Second, "load before measuring, not reported")
+	duration := flag.Duration("duration", 12*time.Second, "measured load when -n is 0 (at most 5m)")
 	timeout := flag.Duration("timeout", 10*time.Second, "deadline of one call")
 	out := flag.String("o", "", "write the JSON report here instead of stdout")
+	serverPID := flag.Int("server-pid", 0, "report this process's CPU time (and the machine's) over the measured calls")
 	flag.Parse()
 
 	if err := loopback.CheckAddr(*addr); err != nil {
 		return err
 	}
-	if *c < 1 || *c > 1000 || *conns < 1 || *conns > *c || *duration <= 0 || *duration > 5*time.Minute || *pageSize < 1 || *pageSize > 500 {
-		return errors.New("want 1 <= -c <= 1000, 1 <= -connections <= -c, 0 < -duration <= 5m, 1 <= -page-size <= 500")
+	if *c < 1 || *c > 1000 || *conns < 1 || *conns > *c || *duration <= 0 || *duration > 5*time.Minute ||
+		*pageSize < 1 || *pageSize > 500 || *n < 0 || *n > 10_000_000 {
+		return errors.New("want 1 <= -c <= 1000, 1 <= -connections <= -c, 0 < -duration <= 5m, 1 <= -page-size <= 500, 0 <= -n <= 10M")
+	}
+	cl, ok := calls(*pageSize, *avatarID)[*name]
+	if !ok {
+		return fmt.Errorf("unknown -call %q: want list, get, voices or health", *name)
 	}
 
 	cs := make([]*grpc.ClientConn, *conns)
@@ -90,74 +148,56 @@ func run() error {
 		defer func() { _ = conn.Close() }()
 		cs[i] = conn
 	}
-
-	var (
-		method string
-		req    proto.Message
-		size   int
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	switch *call {
-	case "list":
-		method = "/heygen.v1.AvatarsService/ListAvatars"
-		lr := &heygenv1.ListAvatarsRequest{PageSize: int32(*pageSize)}
-		resp, err := heygenv1.NewAvatarsServiceClient(cs[0]).ListAvatars(ctx, lr)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("first ListAvatars: %w", err)
-		}
-		if len(resp.GetAvatars()) != *pageSize {
-			cancel()
-			return fmt.Errorf("first ListAvatars returned %d avatars, want %d", len(resp.GetAvatars()), *pageSize)
-		}
-		req, size = lr, proto.Size(resp)
-	case "health":
-		method = "/grpc.health.v1.Health/Check"
-		hr := &healthpb.HealthCheckRequest{}
-		resp, err := healthpb.NewHealthClient(cs[0]).Check(ctx, hr)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("first Health/Check: %w", err)
-		}
-		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			cancel()
-			return fmt.Errorf("first Health/Check: %s", resp.GetStatus())
-		}
-		req, size = hr, proto.Size(resp)
-	default:
-		cancel()
-		return fmt.Errorf("unknown -call %q: want list or health", *call)
+	base := context.Background()
+	if *token != "" {
+		base = metadata.AppendToOutgoingContext(base, "authorization", "Bearer "+*token)
 	}
+
+	// The first call decoded and checked; later ones only by size.
+	ctx, cancel := context.WithTimeout(base, *timeout)
+	first := cl.resp()
+	err := cs[0].Invoke(ctx, cl.method, cl.req, first)
 	cancel()
-	reqBytes, err := proto.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("first %s: %w", cl.method, err)
+	}
+	if err := cl.check(first); err != nil {
+		return fmt.Errorf("first %s: %w", cl.method, err)
+	}
+	size := proto.Size(first)
+	reqBytes, err := proto.Marshal(cl.req)
 	if err != nil {
 		return err
 	}
 
-	// One call: any answer but a response the size of the first one is an
-	// error (grouped by status code, so the report stays short).
 	invoke := func(conn *grpc.ClientConn) (int64, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		ctx, cancel := context.WithTimeout(base, *timeout)
 		defer cancel()
-		var n int
-		if err := conn.Invoke(ctx, method, &reqBytes, &n, grpc.ForceCodecV2(rawCodec{})); err != nil {
+		var got int
+		if err := conn.Invoke(ctx, cl.method, &reqBytes, &got, grpc.ForceCodecV2(rawCodec{})); err != nil {
 			return 0, errors.New(status.Code(err).String())
 		}
-		if n != size {
-			return int64(n), fmt.Errorf("response of %d bytes, want %d", n, size)
+		if got != size {
+			return int64(got), fmt.Errorf("response of %d bytes, want %d", got, size)
 		}
-		return int64(n), nil
+		return int64(got), nil
 	}
 
-	phase := func(d time.Duration, rec *loadstat.Recorder) time.Duration {
+	// phase runs the callers until d passes (d > 0) or total calls are
+	// made (total > 0).
+	phase := func(d time.Duration, total int64, rec *loadstat.Recorder) time.Duration {
 		var stop atomic.Bool
+		var left atomic.Int64
+		left.Store(total)
 		var wg sync.WaitGroup
 		start := time.Now()
-		time.AfterFunc(d, func() { stop.Store(true) })
+		if d > 0 {
+			time.AfterFunc(d, func() { stop.Store(true) })
+		}
 		for i := range *c {
 			conn := cs[i%len(cs)]
 			wg.Go(func() {
-				for !stop.Load() {
+				for !stop.Load() && (total == 0 || left.Add(-1) >= 0) {
 					t0 := time.Now()
 					n, err := invoke(conn)
 					if rec != nil {
@@ -170,11 +210,26 @@ func run() error {
 		return time.Since(start)
 	}
 	if *warmup > 0 {
-		phase(*warmup, nil)
+		phase(*warmup, 0, nil)
 	}
-	rec := loadstat.NewRecorder(1 << 16)
-	elapsed := phase(*duration, rec)
-	rep := rec.Report(*addr+" "+method, *c, elapsed)
+	rec := loadstat.NewRecorder(max(*n, 1<<16))
+	s0, err := procstat.Take(*serverPID)
+	if err != nil {
+		return err
+	}
+	var elapsed time.Duration
+	if *n > 0 {
+		elapsed = phase(0, int64(*n), rec)
+	} else {
+		elapsed = phase(*duration, 0, rec)
+	}
+	s1, err := procstat.Take(*serverPID)
+	if err != nil {
+		return err
+	}
+	rep := rec.Report(*addr+" "+cl.method, *c, elapsed)
+	usage := procstat.Since(s0, s1)
+	rep.CPU = &usage
 	if err := loadstat.Write("grpcload", rep, *out); err != nil {
 		return err
 	}

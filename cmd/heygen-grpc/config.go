@@ -72,6 +72,9 @@ type config struct {
 	maxRecvMsgBytes      int
 	catalogueMaxPages    int
 	catalogueMaxItems    int
+	crawlConcurrency     int
+	coldPassThrough      int
+	splitCrawl           bool
 	notFoundTTL          time.Duration
 	voiceEngines         []string
 	redisURL             string
@@ -225,6 +228,9 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	integer(&c.catalogueMaxItems, "catalogue-max-items", "CATALOGUE_MAX_ITEMS", catalogue.DefaultMaxItems, "most items of one resource in one crawl; past it the crawl fails and the last snapshot keeps serving")
 	str(&c.redisURL, "redis-url", "REDIS_URL", "", "share state with the other replicas through this Redis (redis://host:port[/db], rediss:// for TLS; no password in it): one crawl per refresh for the fleet, fleet-wide rate limits; empty: this replica works alone")
 	str(&c.redisPasswordFile, "redis-password-file", "REDIS_PASSWORD_FILE", "", "read the Redis password from this file (or set REDIS_PASSWORD); never a flag value")
+	integer(&c.crawlConcurrency, "catalogue-crawl-concurrency", "CATALOGUE_CRAWL_CONCURRENCY", catalogue.DefaultCrawlConcurrency, "most HeyGen calls the catalogue's crawls make at once, every resource together")
+	integer(&c.coldPassThrough, "catalogue-cold-passthrough", "CATALOGUE_COLD_PASSTHROUGH", catalogue.DefaultColdPassThrough, "while a replica's first crawl runs, answer its callers from HeyGen with at most this many calls at once (0: callers wait for the crawl)")
+	boolean(&c.splitCrawl, "catalogue-split-crawl", "CATALOGUE_SPLIT_CRAWL", true, "fill a cold catalogue with a crawl split by HeyGen's filters (looks by group or type, voices by gender), then check it at once with a full crawl")
 	var voiceEngines string
 	str(&voiceEngines, "voice-engines", "VOICE_ENGINES", strings.Join(catalogue.DefaultVoiceEngines, ","), "speech engines whose voices the catalogue indexes for ListVoices' engine filter (comma-separated)")
 	dur(&c.notFoundTTL, "catalogue-not-found-ttl", "CATALOGUE_NOT_FOUND_TTL", catalogue.DefaultNotFoundTTL, "how long an id HeyGen does not have is answered NOT_FOUND without asking HeyGen again")
@@ -350,8 +356,8 @@ func (c *config) validate() error {
 		return configErrorf("-pprof needs -metrics-addr: pprof is served on the metrics port")
 	case c.demoBillingType != fakeheygen.BillingWallet && c.demoBillingType != fakeheygen.BillingSubscription && c.demoBillingType != fakeheygen.BillingUsageBased:
 		return configErrorf("invalid -demo-billing-type %q: want wallet, subscription or usage_based", c.demoBillingType)
-	case c.maxInFlight < 0 || c.heygenMaxConc < 0 || c.breakerFailures < 0:
-		return configErrorf("-max-in-flight, -heygen-max-concurrent and -heygen-breaker-failures must not be negative")
+	case c.maxInFlight < 0 || c.heygenMaxConc < 0 || c.breakerFailures < 0 || c.coldPassThrough < 0:
+		return configErrorf("-max-in-flight, -heygen-max-concurrent, -heygen-breaker-failures and -catalogue-cold-passthrough must not be negative")
 	case c.videoCreateMaxConc < 0 || c.videoMaxWatches < 0 || c.videoMaxWatchesPer < 0:
 		return configErrorf("-video-create-max-concurrent, -video-max-watches and -video-max-watches-per-caller must not be negative (0 disables)")
 	case c.videoPollMaxInterval < c.videoPollInterval:
@@ -365,6 +371,7 @@ func (c *config) validate() error {
 		{"-max-streams", c.maxStreams, 1 << 24}, {"-max-watch-streams", c.maxWatchStreams, 1 << 24},
 		{"-max-header-bytes", c.maxHeaderBytes, 16 << 20}, {"-max-request-bytes", c.maxRecvMsgBytes, 64 << 20},
 		{"-catalogue-max-pages", c.catalogueMaxPages, 1 << 30}, {"-catalogue-max-items", c.catalogueMaxItems, 1 << 30},
+		{"-catalogue-crawl-concurrency", c.crawlConcurrency, 1024},
 	}
 	for _, b := range bounds {
 		if b.v < 1 || b.v > b.max {

@@ -213,7 +213,11 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 
 func TestMetricsEndpointAndPprof(t *testing.T) {
 	addr, _, _, logs := startRun(t, []string{"-demo", "-metrics-addr", "127.0.0.1:0", "-pprof"}, nil)
-	c := heygenv1.NewAvatarsServiceClient(dial(t, addr))
+	conn := dial(t, addr)
+	c := heygenv1.NewAvatarsServiceClient(conn)
+	// A cold replica may answer from HeyGen while it crawls: wait for the
+	// catalogue, whose size the metrics report.
+	waitServing(t, conn, "heygen-grpc.catalogue")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.ListAvatars(ctx, &heygenv1.ListAvatarsRequest{PageSize: 3}); err != nil {

@@ -180,14 +180,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var cat *catalogue.Set
 	if cfg.catalogue {
 		copts := catalogue.Options{
-			Logger:          log,
-			RefreshInterval: cfg.catalogueRefresh,
-			MaxStaleness:    cfg.catalogueMaxAge,
-			CrawlTimeout:    cfg.catalogueTimeout,
-			MaxPages:        cfg.catalogueMaxPages,
-			MaxItems:        cfg.catalogueMaxItems,
-			NotFoundTTL:     cfg.notFoundTTL,
-			VoiceEngines:    cfg.voiceEngines,
+			Logger:           log,
+			RefreshInterval:  cfg.catalogueRefresh,
+			MaxStaleness:     cfg.catalogueMaxAge,
+			CrawlTimeout:     cfg.catalogueTimeout,
+			MaxPages:         cfg.catalogueMaxPages,
+			MaxItems:         cfg.catalogueMaxItems,
+			NotFoundTTL:      cfg.notFoundTTL,
+			VoiceEngines:     cfg.voiceEngines,
+			CrawlConcurrency: cfg.crawlConcurrency,
+			ColdPassThrough:  cfg.coldPassThrough,
+			NoSplitCrawl:     !cfg.splitCrawl,
+		}
+		if cfg.coldPassThrough == 0 {
+			copts.ColdPassThrough = -1 // the flag's 0 is the catalogue's off
 		}
 		if metrics != nil {
 			copts.Observer = metrics

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/heygen-grpc/heygen-grpc/bench/internal/procstat"
 )
 
 // Report is a load generator's JSON output. Latencies are in milliseconds
@@ -37,6 +39,9 @@ type Report struct {
 	MaxMS  float64 `json:"max_ms"`
 	// Bytes is the total size of the responses received.
 	Bytes int64 `json:"bytes"`
+	// CPU is what the server (when its pid was given), this client and the
+	// whole machine used over the measured calls.
+	CPU *procstat.Usage `json:"cpu,omitempty"`
 }
 
 // Recorder collects call outcomes from many goroutines.

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/heygen-grpc/heygen-grpc/bench/internal/loopback"
+)
+
+// CPU placement: the servers under test on CPU 0, everything else (load
+// generators, the fake HeyGen) on CPU 1, when taskset and two CPUs exist.
+type placement struct {
+	server, client []string // command prefixes
+	text           string
+}
+
+func newPlacement() placement {
+	if _, err := exec.LookPath("taskset"); err == nil && numCPU() >= 2 {
+		return placement{server: []string{"taskset", "-c", "0"}, client: []string{"taskset", "-c", "1"},
+			text: "servers under test pinned to CPU 0 (taskset -c 0); load generators and the fake HeyGen pinned to CPU 1"}
+	}
+	return placement{text: "not pinned (taskset missing or fewer than 2 CPUs)"}
+}
+
+// proc is a process the run started; every one is stopped at the end.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string // its stderr (and stdout) file
+	done chan struct{}
+	err  error
+}
+
+// procs tracks the run's processes so that none outlives it.
+type procs struct {
+	mu  sync.Mutex
+	all []*proc
+}
+
+// start runs prefix+argv with env (nil: a clean environment with PATH and
+// HOME only), stdout and stderr to dir/name.log, working directory dir.
+func (ps *procs) start(dir, name string, prefix, argv, env []string) (*proc, error) {
+	args := append(append([]string{}, prefix...), argv...)
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(context.Background(), args[0], args[1:]...) //nolint:gosec // G204: the benchmark's own binaries
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + dir}, env...)
+	// Its own process group, so Ctrl-C reaches the run, which stops it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		_ = f.Close()
+		close(p.done)
+	}()
+	ps.mu.Lock()
+	ps.all = append(ps.all, p)
+	ps.mu.Unlock()
+	return p, nil
+}
+
+// pid is the process's id (taskset execs the program, keeping its pid).
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits up to 10 s, then kills.
+func (p *proc) stop() {
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// tail returns the last lines of the process's log, for error messages.
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.log)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-8):], "\n")
+}
+
+func (ps *procs) stopAll() {
+	ps.mu.Lock()
+	all := ps.all
+	ps.all = nil
+	ps.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range all {
+		wg.Go(p.stop)
+	}
+	wg.Wait()
+}
+
+// run runs a command to completion (bounded by timeout), its output to
+// dir/name.log; it returns the process's CPU time.
+func (ps *procs) run(dir, name string, timeout time.Duration, prefix, argv, env []string) (time.Duration, error) {
+	p, err := ps.start(dir, name, prefix, argv, env)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.stop()
+		return 0, fmt.Errorf("%s did not finish within %s", name, timeout)
+	}
+	if p.err != nil {
+		return 0, fmt.Errorf("%s: %w:\n%s", name, p.err, p.tail())
+	}
+	st := p.cmd.ProcessState
+	return st.UserTime() + st.SystemTime(), nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	return addr, l.Close()
+}
+
+// waitHealth polls Health/Check on addr until service is SERVING, the
+// process exits, or timeout passes.
+func waitHealth(addr, service string, timeout time.Duration, p *proc) error {
+	if err := loopback.CheckAddr(addr); err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	client := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(timeout)
+	last := errors.New("no answer yet")
+	for time.Now().Before(deadline) {
+		if p != nil && p.exited() {
+			return fmt.Errorf("%s exited: %w\n%s", p.name, p.err, p.tail())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+		cancel()
+		switch {
+		case err != nil:
+			last = err
+		case resp.GetStatus() == healthpb.HealthCheckResponse_SERVING:
+			return nil
+		default:
+			last = fmt.Errorf("status %s", resp.GetStatus())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: health %q not SERVING after %s: %w", addr, service, timeout, last)
+}
+
+// fakeStats is bench/fakeheygen's /_fake/stats.
+type fakeStats struct {
+	Total       int            `json:"total"`
+	Paths       map[string]int `json:"paths"`
+	Other       int            `json:"other"`
+	MaxInFlight int            `json:"max_in_flight"`
+	Catalogue   struct {
+		Groups       int `json:"groups"`
+		Looks        int `json:"looks"`
+		PublicLooks  int `json:"public_looks"`
+		PrivateLooks int `json:"private_looks"`
+		Voices       int `json:"voices"`
+		ClonedVoices int `json:"cloned_voices"`
+	} `json:"catalogue"`
+}
+
+// fake is a running bench/fakeheygen.
+type fake struct {
+	*proc
+	url, admin string
+}
+
+func (f *fake) call(method, path string, into any) error {
+	if err := loopback.CheckURL(f.admin); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, f.admin+path, http.NoBody)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, body)
+	}
+	if into != nil {
+		return json.Unmarshal(body, into)
+	}
+	return nil
+}
+
+func (f *fake) stats() (fakeStats, error) {
+	var s fakeStats
+	return s, f.call(http.MethodGet, "/_fake/stats", &s)
+}
+
+func (f *fake) reset() error { return f.call(http.MethodPost, "/_fake/reset", nil) }
+
+func (f *fake) setLatency(d time.Duration) error {
+	return f.call(http.MethodPost, "/_fake/latency?d="+d.String(), nil)
+}
+
+// readyFile waits for the fake's ready file and reads its addresses.
+func readyFile(path string, p *proc) (url, admin string, err error) {
+	for range 200 {
+		if b, err := os.ReadFile(path); err == nil && strings.Count(string(b), "\n") >= 2 {
+			for line := range strings.Lines(string(b)) {
+				k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
+				switch k {
+				case "url":
+					url = v
+				case "admin":
+					admin = v
+				}
+			}
+			return url, admin, nil
+		}
+		if p.exited() {
+			return "", "", fmt.Errorf("the fake HeyGen exited: %s", p.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "", "", errors.New("the fake HeyGen did not report its addresses")
+}
+
+func numCPU() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return 1
+	}
+	n := 0
+	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, ok := strings.Cut(r, "-")
+		a, _ := strconv.Atoi(lo)
+		z := a
+		if ok {
+			z, _ = strconv.Atoi(hi)
+		}
+		n += z - a + 1
+	}
+	return n
+}
