@@ -122,8 +122,8 @@ type ColdRun struct {
 	SnapshotS  float64 `json:"snapshot_s"`   // every resource holds a snapshot (its first crawl logged)
 	// CatalogueHealthS is when heygen-grpc.catalogue was seen SERVING.
 	CatalogueHealthS float64 `json:"catalogue_health_s"`
-	VerifiedS  float64 `json:"verified_s"`   // the last crawl of the cold start ended (log)
-	FirstSrc   string  `json:"first_source"` // x-heygen-source of the first answer
+	VerifiedS        float64 `json:"verified_s"`   // the last crawl of the cold start ended (log)
+	FirstSrc         string  `json:"first_source"` // x-heygen-source of the first answer
 	// HeyGen calls until the cold start settled, by kind, and the most in
 	// flight at once.
 	Calls       map[string]int `json:"calls"`
