@@ -37,6 +37,7 @@ FUZZTIME="${FUZZTIME:-10s}"
 ALL_TARGETS="
 ./heygen FuzzCheckResponse
 ./heygen FuzzParseRetryAfter
+./heygen FuzzValidIDIsTheAllowlist
 ./catalogue FuzzPageTokenRoundTrip
 ./catalogue FuzzDecodePageToken
 "
