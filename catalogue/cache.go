@@ -307,8 +307,7 @@ func (c *Cache[T, K, F]) untilRetry() time.Duration {
 func (c *Cache[T, K, F]) refresh(ctx context.Context) error {
 	ch := c.crawl.DoChan("crawl", func() (any, error) {
 		c.passFailed.Store(false)
-		c.crawling.Store(true)
-		defer c.crawling.Store(false)
+		defer c.crawling.Store(false) // set by obtain while HeyGen is crawled
 		cctx, cancel := context.WithTimeout(heygen.WithQueueing(context.WithoutCancel(ctx)), c.opts.CrawlTimeout)
 		defer cancel()
 		run := &crawlRun{slots: c.opts.limits.crawl, maxPages: c.opts.MaxPages}

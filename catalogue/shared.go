@@ -98,6 +98,14 @@ func decodeItems[T, K, F any](r *Resource[T, K, F], buf []byte, prev *Snapshot[T
 	return chunks, split, nil
 }
 
+// crawlNow crawls (see crawlAll), callers passing through to HeyGen
+// meanwhile while the cache is cold (see coldAnswers).
+func (c *Cache[T, K, F]) crawlNow(ctx context.Context, start time.Time, split bool) (*Snapshot[T, K], error) {
+	c.crawls.Add(1)
+	c.crawling.Store(true)
+	return c.crawlAll(ctx, start, split)
+}
+
 // obtain gets a new snapshot: alone, by crawling; in a fleet, by loading
 // the snapshot another replica published, or by taking the lease and
 // crawling (and publishing), or by waiting for the replica that holds the
@@ -107,10 +115,11 @@ func decodeItems[T, K, F any](r *Resource[T, K, F], buf []byte, prev *Snapshot[T
 func (c *Cache[T, K, F]) obtain(ctx context.Context, start time.Time, split bool) (snap *Snapshot[T, K], isSplit, loaded bool, err error) {
 	shared := c.opts.Shared
 	if shared == nil || c.res.shareCodec() == nil {
-		c.crawls.Add(1)
-		snap, err = c.crawlAll(ctx, start, split)
+		snap, err = c.crawlNow(ctx, start, split)
 		return snap, split, false, err
 	}
+	// Loading a shared snapshot takes milliseconds: a cold replica's
+	// callers wait for it rather than pass through to HeyGen.
 	local := c.snap.Load()
 	for {
 		if s, sp := c.loadShared(ctx, local); s != nil {
@@ -120,19 +129,19 @@ func (c *Cache[T, K, F]) obtain(ctx context.Context, start time.Time, split bool
 		switch {
 		case lerr != nil:
 			c.opts.Logger.WarnContext(ctx, "the fleet's shared store is unreachable; crawling alone", "resource", c.res.Name, "error", lerr)
-			c.crawls.Add(1)
-			snap, err = c.crawlAll(ctx, start, split)
+			snap, err = c.crawlNow(ctx, start, split)
 			return snap, split, false, err
 		case ok:
 			defer release()
-			c.crawls.Add(1)
-			snap, err = c.crawlAll(ctx, start, split)
+			snap, err = c.crawlNow(ctx, start, split)
 			if err == nil {
 				c.publish(ctx, snap, split)
 			}
 			return snap, split, false, err
 		}
-		// Another replica is crawling: wait for what it publishes.
+		// Another replica is crawling: wait for what it publishes, callers
+		// passing through meanwhile as if this one crawled.
+		c.crawling.Store(true)
 		t := time.NewTimer(sharedPoll)
 		select {
 		case <-ctx.Done():
