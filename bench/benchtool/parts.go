@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -25,7 +24,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/heygen-grpc/heygen-grpc/bench/internal/loadstat"
-	"github.com/heygen-grpc/heygen-grpc/bench/internal/loopback"
 	"github.com/heygen-grpc/heygen-grpc/bench/internal/procstat"
 	heygenv1 "github.com/heygen-grpc/heygen-grpc/gen/heygen/v1"
 	"github.com/heygen-grpc/heygen-grpc/internal/fakeheygen"
@@ -423,26 +421,9 @@ var coldAvatarID = fakeheygen.GenerateCatalogue(20241125, benchGroups, benchLook
 
 // fetch GETs a loopback URL into a file.
 func fetch(url, path string) error {
-	if err := loopback.CheckURL(url); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
+	b, err := loopbackDo(http.MethodGet, url, time.Minute)
 	if err != nil {
 		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: HTTP %d: %s", url, resp.StatusCode, b)
 	}
 	return os.WriteFile(path, b, 0o600)
 }

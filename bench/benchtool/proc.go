@@ -217,31 +217,38 @@ type fake struct {
 }
 
 func (f *fake) call(method, path string, into any) error {
-	if err := loopback.CheckURL(f.admin); err != nil {
+	body, err := loopbackDo(method, f.admin+path, 10*time.Second)
+	if err != nil || into == nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return json.Unmarshal(body, into)
+}
+
+// loopbackDo sends a bodiless request to a loopback URL and returns the
+// body of its 2xx answer; anything else is an error quoting the body.
+func loopbackDo(method, url string, timeout time.Duration) ([]byte, error) {
+	if err := loopback.CheckURL(url); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, f.admin+path, http.NoBody)
+	req, err := http.NewRequestWithContext(ctx, method, url, http.NoBody)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, body)
+		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, url, resp.StatusCode, body)
 	}
-	if into != nil {
-		return json.Unmarshal(body, into)
-	}
-	return nil
+	return body, nil
 }
 
 func (f *fake) stats() (fakeStats, error) {
