@@ -372,8 +372,8 @@ func BenchmarkChain(b *testing.B) {
 						if err := cb.call(base, rpc.method, info, req, handler); err != nil {
 							b.Fatal(err)
 						}
-						// Let the stream's end run (context.AfterFunc
-						// starts a goroutine), as the server's would.
+						// Let anything the stream's end starts run, as
+						// the server's would.
 						runtime.Gosched()
 					}
 				})

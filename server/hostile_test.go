@@ -8,6 +8,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -267,6 +268,73 @@ func TestStreamBoundsRefuseTheExcess(t *testing.T) {
 		_, err := h2.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 1})
 		return err == nil
 	}, "calls to be served again once the silent streams hit their default deadline")
+}
+
+// TestStreamPlacesAreGivenBack: every way a stream can end gives its place
+// in the tap's bounds back, exactly once: calls that reach their handler
+// (released as the handler returns), calls that never do (a request that
+// does not decode), calls the caller cancels while the handler runs, and
+// health checks and Watch streams. Far more calls than the bounds hold
+// pass one after another; a place kept or given back twice would show as
+// a refusal here, or as calls past the bound being let in.
+func TestStreamPlacesAreGivenBack(t *testing.T) {
+	h := setup(t, setupOptions{limits: server.TransportLimits{MaxStreams: 3, MaxWatchStreams: 2}, defaultTimeout: time.Minute})
+	refused := func(err error) bool { return status.Code(err) == codes.ResourceExhausted }
+	for i := range 30 {
+		if _, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 1}); err != nil {
+			t.Fatalf("call %d of 30 through a bound of 3: %v", i+1, err)
+		}
+	}
+	for i := range 300 { // the open services' bound is 256
+		if _, err := h.health.Check(ctx(t), &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatalf("health check %d of 300: %v", i+1, err)
+		}
+	}
+	// Calls that never reach a handler are released when their stream ends.
+	for i := range 10 {
+		var out []byte
+		err := h.conn.Invoke(ctx(t), "/heygen.v1.AvatarsService/GetAvatar", []byte{0xff, 0xff, 0xff}, &out, grpc.ForceCodec(rawCodec{}))
+		if status.Code(err) != codes.Internal {
+			t.Fatalf("undecodable request %d: %v, want INTERNAL", i+1, err)
+		}
+	}
+	// Calls cancelled while HeyGen is slow.
+	h.faults.Inject(faults.Fault{Path: "/v3/avatars/looks/*", Delay: 2 * time.Second})
+	for i := range 6 {
+		cctx, cancel := context.WithTimeout(ctx(t), 50*time.Millisecond)
+		_, err := h.avatars.GetAvatar(cctx, &heygenv1.GetAvatarRequest{AvatarId: fmt.Sprintf("slow_%d", i)})
+		cancel()
+		if err == nil || refused(err) {
+			t.Fatalf("slow call %d: %v, want its deadline", i+1, err)
+		}
+	}
+	waitFor(t, func() bool {
+		_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 1})
+		return err == nil
+	}, "calls to be admitted once the cancelled ones' handlers returned")
+	for i := range 6 {
+		waitFor(t, func() bool {
+			wctx, cancel := context.WithCancel(ctx(t))
+			defer cancel() // the stream ends
+			w, err := h.health.Watch(wctx, &healthpb.HealthCheckRequest{})
+			if err == nil {
+				_, err = w.Recv()
+			}
+			return err == nil
+		}, fmt.Sprintf("Watch stream %d of 6 through a bound of 2", i+1))
+	}
+	// Given back exactly once: the bound still holds.
+	var silent []grpc.ClientStream
+	for range 3 {
+		silent = append(silent, silentStream(t, h.conn))
+	}
+	waitFor(t, func() bool {
+		_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 1})
+		return refused(err)
+	}, "a call past the bound of 3 to be refused while 3 streams are open")
+	for _, s := range silent {
+		_ = s.CloseSend()
+	}
 }
 
 // TestConnectionBound: past it a new connection is closed at once, and

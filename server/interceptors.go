@@ -246,8 +246,8 @@ func protectUnary(auth *Authenticator, limits *rateLimiter, inflight *inflightLi
 // admittedCaller is the caller the tap authenticated (see admission), or,
 // for a server built without the tap, the one auth finds now.
 func admittedCaller(ctx context.Context, auth *Authenticator) (string, error) {
-	if c, ok := ctx.Value(callerKey{}).(*string); ok {
-		return *c, nil
+	if a := admittedFrom(ctx); a != nil && a.authenticated {
+		return a.caller, nil
 	}
 	return auth.authenticate(ctx)
 }
@@ -287,9 +287,12 @@ func notOpen(ctx context.Context, c interceptors.CallMeta) bool { return !isOpen
 
 // errorsUnary turns every handler error into a status through toStatus,
 // and marks the call as seen by the interceptors.
+// When the handler returns, the stream's place in the tap's bounds is
+// released (admitted.handled).
 func errorsUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if st := stateFrom(ctx); st != nil {
 		st.seen.Store(true)
+		defer st.admitted.handled()
 	}
 	resp, err := handler(ctx, req)
 	return resp, toStatus(ctx, err)
@@ -298,6 +301,7 @@ func errorsUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler 
 func errorsStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if st := stateFrom(ss.Context()); st != nil {
 		st.seen.Store(true)
+		defer st.admitted.handled()
 	}
 	return toStatus(ss.Context(), handler(srv, ss))
 }
