@@ -59,7 +59,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	logOut := newLogOutput(stderr)
+	defer func() { _ = logOut.Close() }() // deferred first, so run last: every line is written
+	log := newLogger(cfg, logOut)
 
 	apiKey, baseURL := cfg.apiKey, cfg.baseURL
 	var keyFile *watch.Files
@@ -328,12 +330,21 @@ func budgetRatio(r float64) float64 {
 	return r
 }
 
+// newLogger is the process's logger. Written to a logOutput, its lines at
+// warn and above are written out at once, with every line before them
+// (see logwriter.go).
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	var h slog.Handler
 	if cfg.logFormat == "text" {
-		return slog.New(readableDurations{slog.NewTextHandler(w, opts)})
+		h = slog.NewTextHandler(w, opts)
+	} else {
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(readableDurations{slog.NewJSONHandler(w, opts)})
+	if out, ok := w.(*logOutput); ok {
+		h = flushAbove{Handler: h, level: slog.LevelWarn, out: out}
+	}
+	return slog.New(readableDurations{h})
 }
 
 // readableDurations writes every time.Duration in the log as Go prints it

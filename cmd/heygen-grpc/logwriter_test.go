@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// writeCounter records each write the log makes, as a file would.
+type writeCounter struct {
+	mu     sync.Mutex
+	writes int
+	buf    bytes.Buffer
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	return w.buf.Write(p)
+}
+
+func (w *writeCounter) state() (int, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes, w.buf.String()
+}
+
+// TestLogOutputBatchesInfoAndWritesWarnAtOnce: info lines reach the
+// output together, within the flush interval and without anything else
+// happening; a warn line is written at once with every line before it,
+// in order; Close writes what is left, and lines after it are written
+// directly.
+func TestLogOutputBatchesInfoAndWritesWarnAtOnce(t *testing.T) {
+	w := &writeCounter{}
+	out := newLogOutput(w)
+	log := newLogger(&config{logFormat: "json", logLevel: slog.LevelInfo}, out)
+
+	for i := range 200 {
+		log.Info("finished call", "n", i)
+	}
+	if n, _ := w.state(); n != 0 {
+		t.Fatalf("%d writes right after 200 info lines, want them held for the flush", n)
+	}
+	deadline := time.Now().Add(5 * logFlushInterval)
+	for {
+		n, text := w.state()
+		if strings.Count(text, "finished call") == 200 {
+			if n > 3 {
+				t.Fatalf("200 info lines took %d writes, want them batched", n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("info lines not written %v after they were logged (flush interval %v): %d of 200", 5*logFlushInterval, logFlushInterval, strings.Count(text, "finished call"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	log.Info("before the warning")
+	log.Warn("HeyGen is slow")
+	_, text := w.state()
+	before, warn := strings.Index(text, "before the warning"), strings.Index(text, "HeyGen is slow")
+	if before < 0 || warn < 0 || before > warn {
+		t.Fatalf("a warn line must be written at once, after the lines before it: %q", text[max(0, len(text)-300):])
+	}
+
+	log.Info("the last line")
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, text := w.state(); !strings.Contains(text, "the last line") {
+		t.Fatal("Close did not write the buffered lines")
+	}
+	log.Info("after close")
+	if _, text := w.state(); !strings.Contains(text, "after close") {
+		t.Fatal("a line logged after Close was not written at once")
+	}
+}
