@@ -146,7 +146,13 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 		a = append(a, slog.String("grpc.error", fmt.Sprintf("%v", err)))
 	}
 	a = append(a, slog.String("grpc.time_ms", timeMillis(d)))
-	r.l.log.LogAttrs(ctx, level, "finished call", a...)
+	// The record goes to the handler directly: slog's Logger methods take
+	// the caller's program counter (runtime.Callers) for every line, about
+	// 1% of a cached call's CPU in the profile, for a source the gateway's
+	// handlers never print.
+	rec := slog.NewRecord(time.Now(), level, "finished call", 0)
+	rec.AddAttrs(a...)
+	_ = r.l.log.Handler().Handle(ctx, rec)
 }
 
 // secondText formats times as RFC 3339 (to the second, as the
