@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The gateway's benchmark: one command, about 15 minutes, results in
+# The gateway's benchmark: one command, about 9 to 14 minutes, results in
 # bench/RESULTS.md (under version control) and a summary on stderr.
 #
 #   ./scripts/bench.sh [benchtool run flags]     e.g. -parts cpu -rounds 1
