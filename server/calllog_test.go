@@ -97,15 +97,21 @@ func TestCallLogMatchesTheMiddleware(t *testing.T) {
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
-			var lines [2]string
-			for i := range 2 {
+			// The middleware's line, callLog's through slog, and callLog's
+			// own encoding of it (callline.go).
+			var lines [3]string
+			for i := range 3 {
 				var buf bytes.Buffer
 				log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				var ic grpc.UnaryServerInterceptor
 				if i == 0 {
 					ic = logging.UnaryServerInterceptor(slogLogger(log), loggingOptions(c.level)...)
 				} else {
-					ic = interceptors.UnaryServerInterceptor(&callLog{log: log, level: codeToLevel})
+					cl := &callLog{log: log, level: codeToLevel}
+					if i == 2 {
+						cl.line = newJSONLine(&buf)
+					}
+					ic = interceptors.UnaryServerInterceptor(cl)
 				}
 				ctx, hs := heygen.WithCallStats(peer.NewContext(context.Background(), &peer.Peer{Addr: tcp}))
 				st := &rpcState{method: c.method, heygen: hs}
@@ -133,32 +139,35 @@ func TestCallLogMatchesTheMiddleware(t *testing.T) {
 				_, _ = ic(ctx, "req", &grpc.UnaryServerInfo{FullMethod: c.method}, handler)
 				lines[i] = strings.TrimSpace(buf.String())
 			}
-			if strings.Count(lines[0], "\n") != 0 || strings.Count(lines[1], "\n") != 0 || lines[0] == "" || lines[1] == "" {
-				t.Fatalf("want one line each:\nmiddleware: %s\ncallLog:    %s", lines[0], lines[1])
-			}
-			want, got := parseOrdered(t, lines[0]), parseOrdered(t, lines[1])
-			if strings.Join(want.keys, ",") != strings.Join(got.keys, ",") {
-				t.Fatalf("fields differ:\nmiddleware: %v\ncallLog:    %v", want.keys, got.keys)
-			}
-			for _, k := range want.keys {
-				wv, gv := want.values[k], got.values[k]
-				switch k {
-				case "time", "grpc.time_ms":
-					continue // clocks
-				case "grpc.start_time":
-					a, err1 := time.Parse(time.RFC3339, wv.(string))
-					b, err2 := time.Parse(time.RFC3339, gv.(string))
-					if err1 != nil || err2 != nil || b.Sub(a).Abs() > time.Second {
-						t.Errorf("grpc.start_time: middleware %v, callLog %v", wv, gv)
+			for j, name := range []string{"callLog", "callLog, own encoding"} {
+				line := lines[j+1]
+				if strings.Count(lines[0], "\n") != 0 || strings.Count(line, "\n") != 0 || lines[0] == "" || line == "" {
+					t.Fatalf("want one line each:\nmiddleware: %s\n%s: %s", lines[0], name, line)
+				}
+				want, got := parseOrdered(t, lines[0]), parseOrdered(t, line)
+				if strings.Join(want.keys, ",") != strings.Join(got.keys, ",") {
+					t.Fatalf("fields differ:\nmiddleware: %v\n%s: %v", want.keys, name, got.keys)
+				}
+				for _, k := range want.keys {
+					wv, gv := want.values[k], got.values[k]
+					switch k {
+					case "time", "grpc.time_ms":
+						continue // clocks
+					case "grpc.start_time":
+						a, err1 := time.Parse(time.RFC3339, wv.(string))
+						b, err2 := time.Parse(time.RFC3339, gv.(string))
+						if err1 != nil || err2 != nil || b.Sub(a).Abs() > time.Second {
+							t.Errorf("grpc.start_time: middleware %v, %s %v", wv, name, gv)
+						}
+						continue
 					}
-					continue
+					if wv != gv {
+						t.Errorf("%s: middleware %v (%T), %s %v (%T)", k, wv, wv, name, gv, gv)
+					}
 				}
-				if wv != gv {
-					t.Errorf("%s: middleware %v (%T), callLog %v (%T)", k, wv, wv, gv, gv)
+				if _, ok := got.values["grpc.time_ms"].(string); !ok {
+					t.Errorf("%s: grpc.time_ms is %T, want a string as the middleware writes it", name, got.values["grpc.time_ms"])
 				}
-			}
-			if _, ok := got.values["grpc.time_ms"].(string); !ok {
-				t.Errorf("grpc.time_ms is %T, want a string as the middleware writes it", got.values["grpc.time_ms"])
 			}
 		})
 	}

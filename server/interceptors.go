@@ -82,6 +82,8 @@ func logged(log *slog.Logger) selector.Matcher {
 // keep the provider itself.
 type callLog struct {
 	log *slog.Logger
+	// line, when set, writes info lines without slog (see callline.go).
+	line *jsonLine
 	// level is the line's level by outcome; health checks are at debug.
 	level           func(codes.Code) logging.Level
 	starts, expires secondText // the last timestamps formatted
@@ -150,7 +152,11 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 	// the caller's program counter (runtime.Callers) for every line, about
 	// 1% of a cached call's CPU in the profile, for a source the gateway's
 	// handlers never print.
-	rec := slog.NewRecord(time.Now(), level, "finished call", 0)
+	now := time.Now()
+	if r.l.line != nil && level == slog.LevelInfo && r.l.line.write(now, level, "finished call", a) {
+		return
+	}
+	rec := slog.NewRecord(now, level, "finished call", 0)
 	rec.AddAttrs(a...)
 	_ = r.l.log.Handler().Handle(ctx, rec)
 }
@@ -323,11 +329,14 @@ func recoveryHandler(log *slog.Logger) recovery.RecoveryHandlerFuncContext {
 
 // chainConfig is what the interceptor chain needs.
 type chainConfig struct {
-	log      *slog.Logger
-	auth     *Authenticator
-	limits   *rateLimiter
-	inflight *inflightLimiter
-	metrics  *Metrics
+	log *slog.Logger
+	// callLines, when set, is where log's JSON handler writes: the
+	// per-RPC info lines are encoded by the gateway and written there.
+	callLines io.Writer
+	auth      *Authenticator
+	limits    *rateLimiter
+	inflight  *inflightLimiter
+	metrics   *Metrics
 }
 
 // interceptorChain builds the unary and stream chains, outermost first:
@@ -341,10 +350,14 @@ func interceptorChain(c chainConfig) ([]grpc.UnaryServerInterceptor, []grpc.Stre
 	infoLog := slogLogger(c.log)
 	healthLevel := func(codes.Code) logging.Level { return logging.LevelDebug }
 	recoveryOpt := recovery.WithRecoveryHandlerContext(recoveryHandler(c.log))
+	cl := &callLog{log: c.log, level: codeToLevel}
+	if c.callLines != nil {
+		cl.line = newJSONLine(c.callLines)
+	}
 	unary := []grpc.UnaryServerInterceptor{
 		// One interceptor for every unary line (health at debug): each link
 		// of the chain is a closure per call.
-		selector.UnaryServerInterceptor(interceptors.UnaryServerInterceptor(&callLog{log: c.log, level: codeToLevel}), logged(c.log)),
+		selector.UnaryServerInterceptor(interceptors.UnaryServerInterceptor(cl), logged(c.log)),
 		errorsUnary,
 		selector.UnaryServerInterceptor(protectUnary(c.auth, c.limits, c.inflight, c.metrics), selector.MatchFunc(notOpen)),
 		recovery.UnaryServerInterceptor(recoveryOpt),

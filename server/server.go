@@ -8,6 +8,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
@@ -36,6 +37,12 @@ type Options struct {
 	// Logger receives one line per RPC and the server's own events
 	// (default: discard).
 	Logger *slog.Logger
+	// JSONLogOutput, when set, must be the writer of Logger's handler, a
+	// slog.JSONHandler without options (it may be wrapped by handlers that
+	// pass lines without durations through unchanged): the per-RPC info
+	// lines are then encoded by the gateway, byte for byte as that handler
+	// would, and written to it directly (see callline.go).
+	JSONLogOutput io.Writer
 	// Reflection registers the server reflection service (v1 and v1alpha).
 	Reflection bool
 	// ProbeInterval is how often HeyGen's health is probed (default 30s).
@@ -244,11 +251,12 @@ func New(opts Options) (*Server, error) {
 		stats: &rpcStats{metrics: opts.Metrics, usage: use, log: opts.Logger},
 	}
 	l.unary, l.stream = interceptorChain(chainConfig{
-		log:      opts.Logger,
-		auth:     opts.Auth,
-		limits:   rl,
-		inflight: newInflightLimiter(opts.MaxInFlight),
-		metrics:  opts.Metrics,
+		log:       opts.Logger,
+		callLines: opts.JSONLogOutput,
+		auth:      opts.Auth,
+		limits:    rl,
+		inflight:  newInflightLimiter(opts.MaxInFlight),
+		metrics:   opts.Metrics,
 	})
 	gs := grpc.NewServer(append(append([]grpc.ServerOption{
 		grpc.StatsHandler(l.stats),

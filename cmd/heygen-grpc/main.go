@@ -205,10 +205,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		cat = catalogue.New(client, copts)
 	}
+	var jsonLog io.Writer // where the JSON handler writes: the per-RPC lines skip slog (server.Options)
+	if cfg.logFormat == "json" {
+		jsonLog = logOut
+	}
 	srv, err := server.New(server.Options{
 		Catalogue:             cat,
 		Client:                client,
 		Logger:                log,
+		JSONLogOutput:         jsonLog,
 		Reflection:            cfg.reflection,
 		ProbeInterval:         cfg.probeInterval,
 		ProbeTimeout:          cfg.probeTimeout,
