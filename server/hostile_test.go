@@ -285,6 +285,22 @@ func TestStreamPlacesAreGivenBack(t *testing.T) {
 			t.Fatalf("call %d of 30 through a bound of 3: %v", i+1, err)
 		}
 	}
+	// Calls without a deadline get the default one, whose context the
+	// response is written under: their places go back when the stream ends.
+	for i := range 30 {
+		var resp *heygenv1.ListAvatarsResponse
+		waitFor(t, func() bool {
+			r, err := h.avatars.ListAvatars(context.Background(), &heygenv1.ListAvatarsRequest{PageSize: 50})
+			if err != nil && !refused(err) {
+				t.Fatalf("call %d without a deadline: %v", i+1, err)
+			}
+			resp = r
+			return err == nil
+		}, fmt.Sprintf("call %d of 30 without a deadline through a bound of 3", i+1))
+		if len(resp.GetAvatars()) == 0 {
+			t.Fatalf("call %d without a deadline: an empty page", i+1)
+		}
+	}
 	for i := range 300 { // the open services' bound is 256
 		if _, err := h.health.Check(ctx(t), &healthpb.HealthCheckRequest{}); err != nil {
 			t.Fatalf("health check %d of 300: %v", i+1, err)

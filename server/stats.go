@@ -212,8 +212,13 @@ func (a *admitted) release() {
 // of a cached call's server CPU with the scheduler's wake-ups; stopping it
 // here saves that on every call that reaches a handler. stop tells which
 // of the two ran, so a place is released exactly once.
+//
+// A call the tap gave the default deadline keeps the release at its
+// stream's end: the deadline's context is the stream's own from then on
+// (grpc-go writes the response under it), so it must not be cancelled
+// before the response is written.
 func (a *admitted) handled() {
-	if a != nil && a.stop != nil && a.stop() {
+	if a != nil && a.stop != nil && a.cancel == nil && a.stop() {
 		a.release()
 	}
 }
