@@ -148,14 +148,16 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 		a = append(a, slog.String("grpc.error", fmt.Sprintf("%v", err)))
 	}
 	a = append(a, slog.String("grpc.time_ms", timeMillis(d)))
+	now := time.Now()
+	// Info lines are encoded here when they can be (callline.go); warn and
+	// error lines go through slog, whose handler flushes the log for them.
+	if r.l.line != nil && level == slog.LevelInfo && r.l.line.write(now, level, "finished call", a) {
+		return
+	}
 	// The record goes to the handler directly: slog's Logger methods take
 	// the caller's program counter (runtime.Callers) for every line, about
 	// 1% of a cached call's CPU in the profile, for a source the gateway's
 	// handlers never print.
-	now := time.Now()
-	if r.l.line != nil && level == slog.LevelInfo && r.l.line.write(now, level, "finished call", a) {
-		return
-	}
 	rec := slog.NewRecord(now, level, "finished call", 0)
 	rec.AddAttrs(a...)
 	_ = r.l.log.Handler().Handle(ctx, rec)
@@ -298,9 +300,9 @@ func isOpenService(service string) bool {
 func notOpen(ctx context.Context, c interceptors.CallMeta) bool { return !isOpen(ctx, c) }
 
 // errorsUnary turns every handler error into a status through toStatus,
-// and marks the call as seen by the interceptors.
-// When the handler returns, the stream's place in the tap's bounds is
-// released (admitted.handled).
+// marks the call as seen by the interceptors, and, when the handler
+// returns, gives the stream's place in the tap's bounds back
+// (admitted.handled).
 func errorsUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if st := stateFrom(ctx); st != nil {
 		st.seen.Store(true)
