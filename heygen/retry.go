@@ -481,6 +481,13 @@ func WithCallStats(ctx context.Context) (context.Context, *CallStats) {
 	return context.WithValue(ctx, statsKey{}, s), s
 }
 
+// ContextWithCallStats returns a context whose HeyGen calls are counted in
+// s, for callers that keep the CallStats inside a larger per-call value
+// rather than allocate one for it.
+func ContextWithCallStats(ctx context.Context, s *CallStats) context.Context {
+	return context.WithValue(ctx, statsKey{}, s)
+}
+
 // CallStatsFrom returns the CallStats attached by [WithCallStats], or nil.
 func CallStatsFrom(ctx context.Context) *CallStats {
 	s, _ := ctx.Value(statsKey{}).(*CallStats)

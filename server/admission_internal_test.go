@@ -2,11 +2,12 @@ package server
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/tap"
 )
 
@@ -18,15 +19,14 @@ import (
 func TestAdmittedPlacesAndTheResponseContext(t *testing.T) {
 	const method = "/grpc.health.v1.Health/Check" // open: no credentials needed
 	a := &admission{maxStreams: 4, maxWatches: 1, defaultTimeout: time.Minute, streaming: map[string]bool{}}
-	h := &rpcStats{usage: newUsage()}
+	g := &guard{}
 	call := func(base context.Context) context.Context {
 		t.Helper()
 		ctx, err := a.admit(base, &tap.Info{FullMethodName: method})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx = h.TagRPC(ctx, &stats.RPCTagInfo{FullMethodName: method})
-		if _, err := errorsUnary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return "ok", nil }); err != nil {
+		if _, err := g.unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return "ok", nil }); err != nil {
 			t.Fatal(err)
 		}
 		return ctx
@@ -54,5 +54,41 @@ func TestAdmittedPlacesAndTheResponseContext(t *testing.T) {
 			t.Fatalf("a call given the default deadline still holds its place 5 s after its stream ended")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestPeerAddressFormattedOnce: the listener formats a connection's remote
+// address once, so the per-call line's peer.address costs no allocation.
+func TestPeerAddressFormattedOnce(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := (&connLimiter{max: 1}).wrap(lis)
+	defer func() { _ = l.Close() }()
+	local := make(chan string, 1)
+	go func() {
+		c, err := net.Dial("tcp", lis.Addr().String())
+		if err != nil {
+			local <- err.Error()
+			return
+		}
+		defer func() { _ = c.Close() }()
+		local <- c.LocalAddr().String()
+		time.Sleep(time.Second)
+	}()
+	conn, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: conn.RemoteAddr()})
+	want := <-local
+	var got string
+	if n := testing.AllocsPerRun(100, func() { got, _ = peerAddress(ctx) }); n != 0 {
+		t.Errorf("peerAddress allocates %v times a call, want 0", n)
+	}
+	if got != want {
+		t.Errorf("peer address %q, want %q", got, want)
 	}
 }

@@ -53,11 +53,39 @@ func parseOrdered(t *testing.T, line string) orderedLine {
 	return l
 }
 
+// slogLogger adapts slog to the middleware's logger interface.
+func slogLogger(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+// loggingOptions are the options the gateway gave go-grpc-middleware's
+// logging provider before callRecorder wrote the line itself: one line
+// per finished RPC with method, code, duration, the caller and the number
+// of HeyGen attempts.
+func loggingOptions(level func(codes.Code) logging.Level) []logging.Option {
+	return []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithLevels(level),
+		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+			var f logging.Fields
+			if c := callerOf(ctx); c != "" {
+				f = append(f, "caller", c)
+			}
+			if s := heygen.CallStatsFrom(ctx); s != nil {
+				f = append(f, "heygen.attempts", s.Attempts())
+			}
+			return f
+		}),
+	}
+}
+
 // TestCallLogMatchesTheMiddleware runs the same calls through
 // go-grpc-middleware's logging provider (configured as the gateway
-// configured it before callLog) and through callLog, and requires the
-// same line: message, level, every field, their order and their formats.
-// Only the clocks may differ.
+// configured it before callRecorder) and through callRecorder, unary and
+// streaming, and requires the same line: message, level, every field,
+// their order and their formats. Only the clocks may differ.
 func TestCallLogMatchesTheMiddleware(t *testing.T) {
 	tcp := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 41234}
 	type call struct {
@@ -68,6 +96,7 @@ func TestCallLogMatchesTheMiddleware(t *testing.T) {
 		late     bool // the caller is known only when the call ends
 		attempts int
 		deadline bool
+		stream   bool
 		level    func(codes.Code) logging.Level
 	}
 	healthLevel := func(codes.Code) logging.Level { return logging.LevelDebug }
@@ -94,6 +123,9 @@ func TestCallLogMatchesTheMiddleware(t *testing.T) {
 		{name: "anonymous", method: "/heygen.v1.AvatarsService/ListAvatars", caller: AnonymousCaller, level: codeToLevel},
 		{name: "end of stream", method: "/heygen.v1.AvatarsService/ListAvatars", err: io.EOF, caller: "svc-e", level: codeToLevel},
 		{name: "health at debug", method: "/grpc.health.v1.Health/Check", level: healthLevel},
+		{name: "stream", method: "/heygen.v1.VideosService/WatchVideo", err: status.Error(codes.Unavailable, "the gateway is shutting down"),
+			caller: "svc-f", stream: true, level: codeToLevel},
+		{name: "health stream at debug", method: "/grpc.health.v1.Health/Watch", stream: true, deadline: true, level: healthLevel},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
@@ -104,27 +136,29 @@ func TestCallLogMatchesTheMiddleware(t *testing.T) {
 				var buf bytes.Buffer
 				log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				var ic grpc.UnaryServerInterceptor
+				var sc grpc.StreamServerInterceptor
 				if i == 0 {
 					ic = logging.UnaryServerInterceptor(slogLogger(log), loggingOptions(c.level)...)
+					sc = logging.StreamServerInterceptor(slogLogger(log), loggingOptions(c.level)...)
 				} else {
-					cl := &callLog{log: log, level: codeToLevel}
+					rec := &callRecorder{log: log, level: codeToLevel, usage: newUsage()}
 					if i == 2 {
-						cl.line = newJSONLine(&buf)
+						rec.line = newJSONLine(&buf)
 					}
-					ic = interceptors.UnaryServerInterceptor(cl)
+					ic = interceptors.UnaryServerInterceptor(rec)
+					sc = interceptors.StreamServerInterceptor(rec)
 				}
-				ctx, hs := heygen.WithCallStats(peer.NewContext(context.Background(), &peer.Peer{Addr: tcp}))
-				st := &rpcState{method: c.method, heygen: hs}
+				st := &callState{method: c.method}
 				if c.caller != "" && !c.late {
 					st.caller.Store(&c.caller)
 				}
-				ctx = context.WithValue(ctx, rpcStateKey{}, st)
+				ctx := heygen.ContextWithCallStats(context.WithValue(peer.NewContext(context.Background(), &peer.Peer{Addr: tcp}), callStateKey{}, st), &st.heygen)
 				if c.deadline {
 					var cancel context.CancelFunc
 					ctx, cancel = context.WithDeadline(ctx, time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC))
 					defer cancel()
 				}
-				handler := func(ctx context.Context, _ any) (any, error) {
+				handle := func(ctx context.Context) error {
 					for range c.attempts {
 						if _, err := client.Users.Me(ctx); err != nil {
 							t.Error(err)
@@ -134,12 +168,19 @@ func TestCallLogMatchesTheMiddleware(t *testing.T) {
 						st.caller.Store(&c.caller)
 					}
 					time.Sleep(1500 * time.Microsecond)
-					return "resp", c.err
+					return c.err
 				}
-				_, _ = ic(ctx, "req", &grpc.UnaryServerInfo{FullMethod: c.method}, handler)
+				if c.stream {
+					info := &grpc.StreamServerInfo{FullMethod: c.method, IsServerStream: true}
+					_ = sc(nil, &ctxStream{ctx: ctx}, info, func(_ any, ss grpc.ServerStream) error { return handle(ss.Context()) })
+				} else {
+					_, _ = ic(ctx, "req", &grpc.UnaryServerInfo{FullMethod: c.method}, func(ctx context.Context, _ any) (any, error) {
+						return "resp", handle(ctx)
+					})
+				}
 				lines[i] = strings.TrimSpace(buf.String())
 			}
-			for j, name := range []string{"callLog", "callLog, own encoding"} {
+			for j, name := range []string{"callRecorder", "callRecorder, own encoding"} {
 				line := lines[j+1]
 				if strings.Count(lines[0], "\n") != 0 || strings.Count(line, "\n") != 0 || lines[0] == "" || line == "" {
 					t.Fatalf("want one line each:\nmiddleware: %s\n%s: %s", lines[0], name, line)
@@ -194,7 +235,7 @@ func TestHealthLinesFollowTheLevel(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
 		var buf bytes.Buffer
 		log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: level}))
-		unary, _ := interceptorChain(chainConfig{log: log})
+		unary, _ := interceptorChain(&callRecorder{log: log, level: codeToLevel, usage: newUsage()}, &guard{})
 		ctx, _ := heygen.WithCallStats(context.Background())
 		info := &grpc.UnaryServerInfo{FullMethod: "/grpc.health.v1.Health/Check"}
 		_, err := chainUnary(unary)(ctx, "req", info, func(context.Context, any) (any, error) { return "ok", nil })
@@ -210,3 +251,11 @@ func TestHealthLinesFollowTheLevel(t *testing.T) {
 		}
 	}
 }
+
+// ctxStream is a server stream with only a context.
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *ctxStream) Context() context.Context { return s.ctx }

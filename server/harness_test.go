@@ -76,7 +76,7 @@ type setupOptions struct {
 	probe        time.Duration
 	threshold    int
 	reflection   bool
-	register     func(*grpc.Server)
+	register     func(grpc.ServiceRegistrar)
 	catalogue    *fakeheygen.Catalogue
 	// withCatalogue serves from a catalogue.Set (not started: the first
 	// read crawls; tests call Refresh), using clock.
@@ -231,7 +231,7 @@ func setup(t *testing.T, o setupOptions) *harness {
 		t.Fatalf("server.New: %v", err)
 	}
 	if o.register != nil {
-		o.register(srv.GRPCServer())
+		o.register(srv)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -219,7 +219,7 @@ var panicService = grpc.ServiceDesc{
 }
 
 func TestPanicBecomesInternal(t *testing.T) {
-	h := setup(t, setupOptions{register: func(s *grpc.Server) { s.RegisterService(&panicService, struct{}{}) }})
+	h := setup(t, setupOptions{register: func(s grpc.ServiceRegistrar) { s.RegisterService(&panicService, struct{}{}) }})
 	err := h.conn.Invoke(ctx(t), "/test.Panicker/Panic", &emptypb.Empty{}, &emptypb.Empty{})
 	st, info, _, _ := statusParts(t, err)
 	if st.Code() != codes.Internal || info.GetDomain() != server.GatewayDomain || strings.Contains(st.Message(), "kaboom") {

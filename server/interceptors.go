@@ -15,7 +15,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
@@ -24,13 +23,6 @@ import (
 
 	"github.com/heygen-grpc/heygen-grpc/heygen"
 )
-
-// slogLogger adapts slog to the middleware's logger interface.
-func slogLogger(l *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-}
 
 // codeToLevel: the gateway's own failures and HeyGen outages are errors,
 // everything a caller or HeyGen's verdict explains is info or warn.
@@ -44,88 +36,116 @@ func codeToLevel(c codes.Code) logging.Level {
 	return logging.LevelWarn
 }
 
-func isHealth(_ context.Context, c interceptors.CallMeta) bool {
-	return c.Service == healthgrpc.Health_ServiceDesc.ServiceName
-}
-
-func notHealth(ctx context.Context, c interceptors.CallMeta) bool { return !isHealth(ctx, c) }
-
-// healthLogged matches health calls when their lines (at debug) would be
-// written: at info and above they are skipped altogether. Health checks
-// are the most frequent RPC a mesh sends, and the logging interceptor
-// builds its fields (timestamps, peer, context) before the level check:
-// profiled, it was more than half of a health check's server CPU.
-func healthLogged(log *slog.Logger) selector.Matcher {
-	return selector.MatchFunc(func(ctx context.Context, c interceptors.CallMeta) bool {
-		return isHealth(ctx, c) && log.Enabled(ctx, slog.LevelDebug)
-	})
-}
-
-// logged matches the calls whose line may be written: every call but
-// health checks while debug lines are off (see healthLogged).
-func logged(log *slog.Logger) selector.Matcher {
-	return selector.MatchFunc(func(ctx context.Context, c interceptors.CallMeta) bool {
-		return !isHealth(ctx, c) || log.Enabled(ctx, slog.LevelDebug)
-	})
-}
-
-// callLog writes the one "finished call" line of a unary call. It is a
-// reporter for go-grpc-middleware's interceptor framework
-// (interceptors.UnaryServerInterceptor) that writes exactly the line the
-// middleware's logging provider writes with loggingOptions (same message,
-// level, fields, order and formats; TestCallLogMatchesTheMiddleware
-// compares them), but builds it once, at the end, only when its level is
-// enabled, and straight as slog attributes: the provider copies and
-// deduplicates its field list four times per call and formats two
-// timestamps before it knows whether the line is wanted, which profiled
-// at 40-55% of the interceptor chain's CPU. Streaming calls (few, long)
-// keep the provider itself.
-type callLog struct {
+// callRecorder records the end of every call: the RPC metrics (under
+// go-grpc-middleware's prometheus provider's names and labels), the
+// caller's usage (GetUsage and the per-caller metrics), and the one
+// "finished call" line. It is a reporter for go-grpc-middleware's
+// interceptor framework (interceptors.UnaryServerInterceptor and
+// StreamServerInterceptor), the outermost link of both chains, so it sees
+// the status every other link and the handler settled on.
+//
+// Its line is exactly the one the middleware's logging provider writes
+// with the options the gateway gave it (same message, level, fields, order
+// and formats; TestCallLogMatchesTheMiddleware compares them), but built
+// once, at the end, only when its level is enabled, and straight as slog
+// attributes: the provider copies and deduplicates its field list four
+// times per call and formats two timestamps before it knows whether the
+// line is wanted, which profiled at 40-55% of the interceptor chain's CPU.
+// Health checks are logged at debug.
+//
+// The metrics are recorded here rather than by a stats handler, whose
+// events cost grpc-go more than the gateway's whole chain (see
+// admission.go); the unary calls that never reach an interceptor are
+// recorded by the method wrapper (observedRegistrar).
+type callRecorder struct {
 	log *slog.Logger
 	// line, when set, writes info lines without slog (see callline.go).
 	line *jsonLine
 	// level is the line's level by outcome; health checks are at debug.
 	level           func(codes.Code) logging.Level
 	starts, expires secondText // the last timestamps formatted
+	metrics         *Metrics   // nil: metrics off
+	usage           *usage
+	// unseen samples the lines about calls the interceptors missed, so a
+	// flood of them cannot flood the log.
+	unseen sampler
 }
 
 // ServerReporter implements interceptors.ServerReportable.
-func (l *callLog) ServerReporter(ctx context.Context, c interceptors.CallMeta) (interceptors.Reporter, context.Context) {
-	return &callReport{l: l, ctx: ctx, service: c.Service, method: c.Method, typ: string(c.Typ), start: time.Now()}, ctx
+func (l *callRecorder) ServerReporter(ctx context.Context, c interceptors.CallMeta) (interceptors.Reporter, context.Context) {
+	st := callStateFrom(ctx)
+	var r *callReport
+	full := ""
+	if st != nil {
+		st.seen.Store(true)
+		r, full = &st.report, st.method
+	} else { // a chain run without the tap (tests)
+		r, full = &callReport{}, "/"+c.Service+"/"+c.Method
+	}
+	*r = callReport{l: l, st: st, ctx: ctx, full: full, service: c.Service, method: c.Method, typ: string(c.Typ)}
+	if l.metrics != nil {
+		l.metrics.rpcStarted(full)
+	}
+	return r, ctx
 }
 
 // ClientReporter implements interceptors.ClientReportable; the gateway
-// logs no client calls.
-func (l *callLog) ClientReporter(ctx context.Context, _ interceptors.CallMeta) (interceptors.Reporter, context.Context) {
+// records no client calls.
+func (l *callRecorder) ClientReporter(ctx context.Context, _ interceptors.CallMeta) (interceptors.Reporter, context.Context) {
 	return interceptors.NoopReporter{}, ctx
+}
+
+// ended records a finished call in the metrics and the caller's usage.
+func (l *callRecorder) ended(ctx context.Context, st *callState, full string, code codes.Code, err error, d time.Duration) {
+	caller := callerOf(ctx)
+	if l.metrics != nil {
+		l.metrics.rpcHandled(full, code, d, caller)
+		l.metrics.rpcFailed(full, err)
+	}
+	if service, _ := splitMethod(full); !isOpenService(service) {
+		// GetUsage and the per-caller metrics count the same calls.
+		var attempts int64
+		if st != nil {
+			attempts = st.heygen.Attempts()
+		} else if s := heygen.CallStatsFrom(ctx); s != nil {
+			attempts = s.Attempts()
+		}
+		l.usage.rpc(caller, full, code, attempts)
+		l.metrics.callerUsed(callerOrUnauthenticated(caller), attempts)
+	}
 }
 
 // callReport is one call's reporter.
 type callReport struct {
-	l                    *callLog
-	ctx                  context.Context
-	service, method, typ string
-	start                time.Time
+	l                          *callRecorder
+	st                         *callState // nil without the tap
+	ctx                        context.Context
+	full, service, method, typ string
 }
 
 func (*callReport) PostMsgSend(any, error, time.Duration)    {}
 func (*callReport) PostMsgReceive(any, error, time.Duration) {}
 
-// PostCall writes the line, with the fields in the provider's order: those
-// from the context (caller, heygen.attempts), the call's, then its outcome.
+// PostCall records the call, and writes its line with the fields in the
+// provider's order: those from the context (caller, heygen.attempts), the
+// call's, then its outcome.
 func (r *callReport) PostCall(err error, d time.Duration) {
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
 	code := status.Code(err)
+	ctx := r.ctx
+	r.l.ended(ctx, r.st, r.full, code, err, d)
 	level := slog.LevelDebug
 	if r.service != healthgrpc.Health_ServiceDesc.ServiceName {
 		level = slog.Level(r.l.level(code))
 	}
-	ctx := r.ctx
 	if !r.l.log.Enabled(ctx, level) {
 		return
 	}
+	// The framework measured d from the call's start: the start is now - d.
+	now := time.Now()
+	start := now.Add(-d)
 	var buf [14]slog.Attr
 	a := buf[:0]
 	if c := callerOf(ctx); c != "" {
@@ -139,7 +159,7 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 	if addr, ok := peerAddress(ctx); ok {
 		a = append(a, slog.String("peer.address", addr))
 	}
-	a = append(a, slog.String("grpc.start_time", r.l.starts.format(r.start)))
+	a = append(a, slog.String("grpc.start_time", r.l.starts.format(start)))
 	if dl, ok := ctx.Deadline(); ok {
 		a = append(a, slog.String("grpc.request.deadline", r.l.expires.format(dl)))
 	}
@@ -148,7 +168,6 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 		a = append(a, slog.String("grpc.error", fmt.Sprintf("%v", err)))
 	}
 	a = append(a, slog.String("grpc.time_ms", timeMillis(d)))
-	now := time.Now()
 	// Info lines are encoded here when they can be (callline.go); warn and
 	// error lines go through slog, whose handler flushes the log for them.
 	if r.l.line != nil && level == slog.LevelInfo && r.l.line.write(now, level, "finished call", a) {
@@ -186,12 +205,9 @@ func (c *secondText) format(t time.Time) string {
 	return f.text
 }
 
-// peerAddress is the caller's address as peer.Addr.String() gives it,
-// formatted once per connection by the stats handler (TagConn).
+// peerAddress is the caller's address as peer.Addr.String() gives it (the
+// listener formats it once per connection: see peerAddr).
 func peerAddress(ctx context.Context) (string, bool) {
-	if a, ok := ctx.Value(peerAddrKey{}).(*string); ok {
-		return *a, true
-	}
 	if p, ok := peer.FromContext(ctx); ok {
 		return p.Addr.String(), true
 	}
@@ -205,119 +221,93 @@ func timeMillis(d time.Duration) string {
 	return string(strconv.AppendFloat(b[:0], float64(float32(d.Nanoseconds()/1000)/1000), 'g', -1, 32))
 }
 
-// loggingOptions logs one line per finished RPC with method, code,
-// duration, the caller and the number of HeyGen attempts. Payloads are
-// never logged.
-func loggingOptions(level func(codes.Code) logging.Level) []logging.Option {
-	return []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithLevels(level),
-		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-			var f logging.Fields
-			if c := callerOf(ctx); c != "" {
-				f = append(f, "caller", c)
-			}
-			if s := heygen.CallStatsFrom(ctx); s != nil {
-				f = append(f, "heygen.attempts", s.Attempts())
-			}
-			return f
-		}),
-	}
+// guard admits callers to the gateway's own services (health and
+// reflection are open to everyone): it authenticates the caller (the tap
+// already has, for calls that passed it), applies the caller's rate limit
+// and, for unary calls, the bound on calls in flight. Refused calls never
+// reach HeyGen. As the link inside the call recorder, it also turns every
+// error into a status through toStatus, and gives the stream's place in
+// the tap's bounds back when the handler returns (callState.handled).
+type guard struct {
+	auth     *Authenticator
+	limits   *rateLimiter
+	inflight *inflightLimiter
+	metrics  *Metrics
 }
 
-// protectUnary admits a call: it authenticates the caller, applies the
-// caller's rate limit, then the bound on calls in flight. Refused calls
-// never reach HeyGen.
-func protectUnary(auth *Authenticator, limits *rateLimiter, inflight *inflightLimiter, m *Metrics) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		caller, err := admittedCaller(ctx, auth)
-		if err != nil {
-			return nil, err
+// unary is the guard's unary interceptor.
+func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	st := callStateFrom(ctx)
+	if st != nil {
+		defer st.handled()
+	}
+	if service, _ := splitMethod(info.FullMethod); !isOpenService(service) {
+		if err := g.admit(ctx, st); err != nil {
+			return nil, toStatus(ctx, err)
 		}
-		if st := stateFrom(ctx); st != nil && st.caller.Load() == nil {
-			st.setCaller(caller)
-		}
-		if limits != nil {
-			if err := limits.allow(ctx, caller); err != nil {
-				if m != nil {
-					m.rateLimited.WithLabelValues(caller).Inc()
-				}
-				return nil, err
-			}
-		}
-		if err := inflight.acquire(); err != nil {
-			if m != nil {
+		if err := g.inflight.acquire(); err != nil {
+			if g.metrics != nil {
 				_, method := splitMethod(info.FullMethod)
-				m.shed.WithLabelValues(method).Inc()
+				g.metrics.shed.WithLabelValues(method).Inc()
 			}
-			return nil, err
+			return nil, toStatus(ctx, err)
 		}
-		defer inflight.release()
-		return handler(ctx, req)
-	}
-}
-
-// admittedCaller is the caller the tap authenticated (see admission), or,
-// for a server built without the tap, the one auth finds now.
-func admittedCaller(ctx context.Context, auth *Authenticator) (string, error) {
-	if a := admittedFrom(ctx); a != nil && a.authenticated {
-		return a.caller, nil
-	}
-	return auth.authenticate(ctx)
-}
-
-// protectStream authenticates streaming calls (health and reflection are
-// exempt) and applies the caller's rate limit to opening one. Streams are
-// long-lived, so they are not counted against the in-flight bound (the
-// tap bounds streams, and each service bounds its own).
-func protectStream(auth *Authenticator, limits *rateLimiter, m *Metrics) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		caller, err := admittedCaller(ss.Context(), auth)
-		if err != nil {
-			return err
-		}
-		if st := stateFrom(ss.Context()); st != nil && st.caller.Load() == nil {
-			st.setCaller(caller)
-		}
-		if limits != nil {
-			if err := limits.allow(ss.Context(), caller); err != nil {
-				m.rateLimitedCall(caller)
-				return err
-			}
-		}
-		return handler(srv, ss)
-	}
-}
-
-// isOpen matches the services every caller may use without credentials:
-// health (probes, load balancers) and reflection (grpcurl).
-func isOpen(_ context.Context, c interceptors.CallMeta) bool { return isOpenService(c.Service) }
-
-func isOpenService(service string) bool {
-	return service == healthgrpc.Health_ServiceDesc.ServiceName || strings.HasPrefix(service, "grpc.reflection.")
-}
-
-func notOpen(ctx context.Context, c interceptors.CallMeta) bool { return !isOpen(ctx, c) }
-
-// errorsUnary turns every handler error into a status through toStatus,
-// marks the call as seen by the interceptors, and, when the handler
-// returns, gives the stream's place in the tap's bounds back
-// (admitted.handled).
-func errorsUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if st := stateFrom(ctx); st != nil {
-		st.seen.Store(true)
-		defer st.admitted.handled()
+		defer g.inflight.release()
 	}
 	resp, err := handler(ctx, req)
 	return resp, toStatus(ctx, err)
 }
 
-func errorsStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if st := stateFrom(ss.Context()); st != nil {
-		st.seen.Store(true)
-		defer st.admitted.handled()
+// stream is the guard's stream interceptor. Streams are long-lived, so
+// they are not counted against the in-flight bound (the tap bounds
+// streams, and each service bounds its own).
+func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx := ss.Context()
+	st := callStateFrom(ctx)
+	if st != nil {
+		defer st.handled()
 	}
-	return toStatus(ss.Context(), handler(srv, ss))
+	if service, _ := splitMethod(info.FullMethod); !isOpenService(service) {
+		if err := g.admit(ctx, st); err != nil {
+			return toStatus(ctx, err)
+		}
+	}
+	return toStatus(ctx, handler(srv, ss))
+}
+
+// admit authenticates the call's caller, unless the tap has, and applies
+// the caller's rate limit.
+func (g *guard) admit(ctx context.Context, st *callState) error {
+	var caller string
+	if c := callerPointer(st); c != nil {
+		caller = *c
+	} else {
+		var err error
+		if caller, err = g.auth.authenticate(ctx); err != nil {
+			return err
+		}
+		if st != nil {
+			st.setCaller(caller)
+		}
+	}
+	if g.limits != nil {
+		if err := g.limits.allow(ctx, caller); err != nil {
+			g.metrics.rateLimitedCall(caller)
+			return err
+		}
+	}
+	return nil
+}
+
+func callerPointer(st *callState) *string {
+	if st == nil {
+		return nil
+	}
+	return st.caller.Load()
+}
+
+func isOpenService(service string) bool {
+	return service == healthgrpc.Health_ServiceDesc.ServiceName || strings.HasPrefix(service, "grpc.reflection.")
 }
 
 // recoveryHandler logs a panic with its stack and returns errPanic, which
@@ -329,46 +319,22 @@ func recoveryHandler(log *slog.Logger) recovery.RecoveryHandlerFuncContext {
 	}
 }
 
-// chainConfig is what the interceptor chain needs.
-type chainConfig struct {
-	log *slog.Logger
-	// callLines, when set, is where log's JSON handler writes: the
-	// per-RPC info lines are encoded by the gateway and written there.
-	callLines io.Writer
-	auth      *Authenticator
-	limits    *rateLimiter
-	inflight  *inflightLimiter
-	metrics   *Metrics
-}
-
 // interceptorChain builds the unary and stream chains, outermost first:
-// logging (health at debug only), error mapping, admission (auth, rate
-// limit, load shedding; health and reflection exempt), and recovery
-// (innermost, so a panic becomes an error before the others see it).
-// Metrics and the default deadline are not here: the stats handler and
-// the transport's tap see every call, including those that never reach an
-// interceptor (see stats.go).
-func interceptorChain(c chainConfig) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
-	infoLog := slogLogger(c.log)
-	healthLevel := func(codes.Code) logging.Level { return logging.LevelDebug }
-	recoveryOpt := recovery.WithRecoveryHandlerContext(recoveryHandler(c.log))
-	cl := &callLog{log: c.log, level: codeToLevel}
-	if c.callLines != nil {
-		cl.line = newJSONLine(c.callLines)
-	}
+// the call recorder (metrics, usage, the log line), the guard (caller
+// admission, error mapping), and recovery (innermost, so a panic becomes
+// an error before the others see it). The stream bounds and the default
+// deadline are the tap's (admission.go). Three links, because grpc-go's
+// chain allocates a closure per link per call.
+func interceptorChain(rec *callRecorder, g *guard) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+	recoveryOpt := recovery.WithRecoveryHandlerContext(recoveryHandler(rec.log))
 	unary := []grpc.UnaryServerInterceptor{
-		// One interceptor for every unary line (health at debug): each link
-		// of the chain is a closure per call.
-		selector.UnaryServerInterceptor(interceptors.UnaryServerInterceptor(cl), logged(c.log)),
-		errorsUnary,
-		selector.UnaryServerInterceptor(protectUnary(c.auth, c.limits, c.inflight, c.metrics), selector.MatchFunc(notOpen)),
+		interceptors.UnaryServerInterceptor(rec),
+		g.unary,
 		recovery.UnaryServerInterceptor(recoveryOpt),
 	}
 	stream := []grpc.StreamServerInterceptor{
-		selector.StreamServerInterceptor(logging.StreamServerInterceptor(infoLog, loggingOptions(codeToLevel)...), selector.MatchFunc(notHealth)),
-		selector.StreamServerInterceptor(logging.StreamServerInterceptor(infoLog, loggingOptions(healthLevel)...), healthLogged(c.log)),
-		errorsStream,
-		selector.StreamServerInterceptor(protectStream(c.auth, c.limits, c.metrics), selector.MatchFunc(notOpen)),
+		interceptors.StreamServerInterceptor(rec),
+		g.stream,
 		recovery.StreamServerInterceptor(recoveryOpt),
 	}
 	return unary, stream

@@ -39,7 +39,7 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.c.active.Add(1) <= int64(l.c.max) {
-			return &countedConn{Conn: conn, c: l.c}, nil
+			return &countedConn{Conn: conn, c: l.c, remote: newPeerAddr(conn.RemoteAddr())}, nil
 		}
 		l.c.active.Add(-1)
 		_ = conn.Close()
@@ -53,9 +53,33 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 
 type countedConn struct {
 	net.Conn
-	c    *connLimiter
-	once sync.Once
+	c      *connLimiter
+	once   sync.Once
+	remote net.Addr
 }
+
+// RemoteAddr returns the remote address, formatted once (see peerAddr).
+func (c *countedConn) RemoteAddr() net.Addr { return c.remote }
+
+// peerAddr is a connection's remote address with its text formatted once:
+// grpc-go gives it to every call of the connection (peer.Peer.Addr), and
+// every call's log line prints it.
+type peerAddr struct {
+	net.Addr
+	text string
+}
+
+func newPeerAddr(a net.Addr) net.Addr {
+	if a == nil {
+		return nil
+	}
+	return &peerAddr{Addr: a, text: a.String()}
+}
+
+func (a *peerAddr) String() string { return a.text }
+
+// Unwrap returns the address as the connection gave it.
+func (a *peerAddr) Unwrap() net.Addr { return a.Addr }
 
 func (c *countedConn) Close() error {
 	c.once.Do(func() { c.c.active.Add(-1) })

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/stats"
 
 	"github.com/heygen-grpc/heygen-grpc/catalogue"
 	"github.com/heygen-grpc/heygen-grpc/heygen"
@@ -30,10 +29,10 @@ var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 // templates.
 //
 // The RPC metrics keep go-grpc-middleware's prometheus provider's names
-// and labels, but are recorded by the gateway's stats handler rather than
-// an interceptor: the stats handler also sees calls that never reach an
+// and labels, and are recorded by the gateway's call recorder, the
+// outermost interceptor, and for unary calls that never reach an
 // interceptor (a request that does not decode, a deadline that expired
-// first), which the interceptor could not count.
+// while it was awaited) by the method wrapper (see observe.go).
 type Metrics struct {
 	reg *prometheus.Registry
 
@@ -306,7 +305,7 @@ func splitMethod(full string) (service, method string) {
 	return "", full
 }
 
-func (m *Metrics) rpcStarted(full string, _ *stats.Begin) {
+func (m *Metrics) rpcStarted(full string) {
 	l := m.labels(full)
 	if l.started != nil {
 		l.started.Inc()

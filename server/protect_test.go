@@ -225,8 +225,8 @@ func TestPerCallerRateLimits(t *testing.T) {
 	if !strings.Contains(scrape(t, metrics), `heygen_grpc_rate_limited_total{caller="alice"} 1`) {
 		t.Error("the rate-limited call is not counted for alice")
 	}
-	// RPCs are counted by the stats handler as they end, which can be a
-	// moment after the client has its answer.
+	// RPCs are counted as their handlers return, which can be a moment
+	// after the client has its answer.
 	if !scrapeUntil(t, metrics, `heygen_grpc_caller_rpcs_total{caller="bob",grpc_code="OK",grpc_method="ListAvatars"} 20`) {
 		t.Error("bob's calls are not counted by caller")
 	}
@@ -478,4 +478,60 @@ func TestGRPCServerOptionsApplied(t *testing.T) {
 	if _, err := heygenv1.NewAvatarsServiceClient(conn).ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 1}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestEveryCallIsCountedOnce: unary calls, a health check, a stream and a
+// request that never reaches an interceptor are each counted once, as
+// started and as handled, with their type; and the per-call line names
+// the caller's address.
+func TestEveryCallIsCountedOnce(t *testing.T) {
+	m := server.NewMetrics()
+	h := setup(t, setupOptions{withCatalogue: true, metrics: m})
+	id := h.cat.Looks[0].ID
+	for range 3 {
+		if _, err := h.avatars.GetAvatar(ctx(t), &heygenv1.GetAvatarRequest{AvatarId: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.avatars.GetAvatar(ctx(t), &heygenv1.GetAvatarRequest{AvatarId: "no_such_look"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("a missing avatar: %v, want NOT_FOUND", err)
+	}
+	if _, err := h.health.Check(ctx(t), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	if err := h.conn.Invoke(ctx(t), "/heygen.v1.AvatarsService/GetAvatar", []byte{0xff, 0xff, 0xff}, &out, grpc.ForceCodec(rawCodec{})); status.Code(err) != codes.Internal {
+		t.Fatalf("an undecodable request: %v, want INTERNAL", err)
+	}
+	wctx, cancel := context.WithCancel(ctx(t))
+	w, err := h.health.Watch(wctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	const get, check, watch = `grpc_method="GetAvatar",grpc_service="heygen.v1.AvatarsService",grpc_type="unary"`,
+		`grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"`,
+		`grpc_method="Watch",grpc_service="grpc.health.v1.Health",grpc_type="server_stream"`
+	for _, want := range []string{
+		`grpc_server_started_total{` + get + `} 5`,
+		`grpc_server_handled_total{grpc_code="OK",` + get + `} 3`,
+		`grpc_server_handled_total{grpc_code="NotFound",` + get + `} 1`,
+		`grpc_server_handled_total{grpc_code="Internal",` + get + `} 1`,
+		`grpc_server_handling_seconds_count{` + get + `} 5`,
+		`grpc_server_started_total{` + check + `} 1`,
+		`grpc_server_handled_total{grpc_code="OK",` + check + `} 1`,
+		`grpc_server_started_total{` + watch + `} 1`,
+		`grpc_server_handled_total{grpc_code="Canceled",` + watch + `} 1`,
+		`heygen_grpc_caller_rpcs_total{caller="anonymous",grpc_code="OK",grpc_method="GetAvatar"} 3`,
+	} {
+		if body := scrape(t, m); !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	waitFor(t, func() bool {
+		return regexp.MustCompile(`"grpc.method":"GetAvatar".*"peer.address":"127\.0\.0\.1:\d+"`).MatchString(h.logs.String())
+	}, "a GetAvatar line with the caller's address")
 }

@@ -167,17 +167,17 @@ type Server struct {
 }
 
 // layers are the gateway's per-call machinery around the handlers (see
-// stats.go), kept so that benchmarks measure exactly what New built.
+// admission.go), kept so that benchmarks measure exactly what New built.
 type layers struct {
 	adm    *admission
-	stats  *rpcStats
+	rec    *callRecorder
 	unary  []grpc.UnaryServerInterceptor
 	stream []grpc.StreamServerInterceptor
 }
 
 // TransportOptions are the grpc-go server options of every gateway that
 // bound what clients can make it hold and make it fast (the stream worker
-// pool), without its interceptors, stats handler or tap: the benchmark's
+// pool), without its interceptors or tap: the benchmark's
 // bare reference server (bench/bareserver) runs with the same, so that the
 // two differ only by what the gateway does per call.
 func TransportOptions(limits TransportLimits) []grpc.ServerOption {
@@ -238,6 +238,10 @@ func New(opts Options) (*Server, error) {
 	}
 	use := newUsage()
 	use.shared = opts.Fleet
+	rec := &callRecorder{log: opts.Logger, level: codeToLevel, metrics: opts.Metrics, usage: use}
+	if opts.JSONLogOutput != nil {
+		rec.line = newJSONLine(opts.JSONLogOutput)
+	}
 	l := &layers{
 		adm: &admission{
 			auth:           opts.Auth,
@@ -248,22 +252,22 @@ func New(opts Options) (*Server, error) {
 			metrics:        opts.Metrics,
 			log:            opts.Logger,
 		},
-		stats: &rpcStats{metrics: opts.Metrics, usage: use, log: opts.Logger},
+		rec: rec,
 	}
-	l.unary, l.stream = interceptorChain(chainConfig{
-		log:       opts.Logger,
-		callLines: opts.JSONLogOutput,
-		auth:      opts.Auth,
-		limits:    rl,
-		inflight:  newInflightLimiter(opts.MaxInFlight),
-		metrics:   opts.Metrics,
+	l.unary, l.stream = interceptorChain(rec, &guard{
+		auth:     opts.Auth,
+		limits:   rl,
+		inflight: newInflightLimiter(opts.MaxInFlight),
+		metrics:  opts.Metrics,
 	})
 	gs := grpc.NewServer(append(append([]grpc.ServerOption{
-		grpc.StatsHandler(l.stats),
 		grpc.InTapHandle(l.adm.admit),
 		grpc.ChainUnaryInterceptor(l.unary...),
 		grpc.ChainStreamInterceptor(l.stream...),
 	}, TransportOptions(limits)...), opts.ServerOptions...)...)
+	// Every service is registered through reg, which wraps unary handlers
+	// to record the calls no interceptor sees (observe.go).
+	reg := observedRegistrar{gs: gs, rec: rec}
 
 	readers := catalogue.PassThroughReaders(opts.Client)
 	if opts.Catalogue != nil {
@@ -306,16 +310,16 @@ func New(opts Options) (*Server, error) {
 	s.account.changed = s.reporter.update
 	s.reporter.reconcile() // every name starts NOT_SERVING until there is reason to serve
 
-	healthpb.RegisterHealthServer(gs, hs)
-	heygenv1.RegisterAvatarsServiceServer(gs, &avatarsServer{Server: s})
-	heygenv1.RegisterVoicesServiceServer(gs, &voicesServer{Server: s})
-	heygenv1.RegisterAccountServiceServer(gs, &accountServer{Server: s})
+	healthpb.RegisterHealthServer(reg, hs)
+	heygenv1.RegisterAvatarsServiceServer(reg, &avatarsServer{Server: s})
+	heygenv1.RegisterVoicesServiceServer(reg, &voicesServer{Server: s})
+	heygenv1.RegisterAccountServiceServer(reg, &accountServer{Server: s})
 	videoOpts := opts.Videos.withDefaults()
 	s.watches = newWatchHub(opts.Client, opts.Logger, opts.Metrics, videoOpts)
-	heygenv1.RegisterVideosServiceServer(gs, &videosServer{Server: s,
+	heygenv1.RegisterVideosServiceServer(reg, &videosServer{Server: s,
 		create: newCreates(videoOpts, opts.Fleet, opts.Metrics), watch: s.watches})
 	if opts.Reflection {
-		reflection.Register(gs)
+		reflection.Register(reg)
 	}
 	for full, typ := range methodTypes(gs) {
 		l.adm.streaming[full] = typ != "unary"
@@ -348,8 +352,15 @@ func (s *Server) RunBackground(ctx context.Context) {
 // say) instead of waiting for the next interval.
 func (s *Server) ProbeNow() { s.prober.probeNow() }
 
-// GRPCServer returns the underlying server, to register more services.
+// GRPCServer returns the underlying server.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// RegisterService registers another service, its calls recorded as the
+// gateway's own are (register it before Serve). It implements
+// grpc.ServiceRegistrar.
+func (s *Server) RegisterService(sd *grpc.ServiceDesc, impl any) {
+	observedRegistrar{gs: s.grpc, rec: s.layers.rec}.RegisterService(sd, impl)
+}
 
 // Serve accepts connections on lis until [Server.Shutdown] or
 // [Server.Stop]. It returns nil after a shutdown.

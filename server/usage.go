@@ -40,7 +40,7 @@ type callerUsage struct {
 }
 
 type rpcKey struct {
-	Method string // full: /service/method (only registered methods reach the stats handler's End)
+	Method string // full: /service/method (only registered methods reach the call recorder)
 	Code   codes.Code
 }
 
@@ -77,8 +77,10 @@ func (u *usage) rpc(caller, method string, code codes.Code, heygenRequests int64
 	name, c := u.of(caller)
 	c.RPCs[rpcKey{method, code}]++
 	c.HeyGenRequests += heygenRequests
-	u.pendingAdd(name, usageRPC+method+":"+strconv.Itoa(int(code)), 1)
-	u.pendingAdd(name, usageHeyGen, heygenRequests)
+	if u.shared != nil { // the field's name is built only for a fleet
+		u.pendingAdd(name, usageRPC+method+":"+strconv.Itoa(int(code)), 1)
+		u.pendingAdd(name, usageHeyGen, heygenRequests)
+	}
 }
 
 // videoCreated counts one video HeyGen accepted to render for caller.

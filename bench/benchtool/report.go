@@ -503,7 +503,7 @@ func gobenchSection(b *strings.Builder, r *Results) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## 5. Go benchmarks of the hot paths\n\n`%s`, unpinned, every server stopped; the median of the runs and their range. "+
 		"`catalogue`: a page out of 50,000 looks (`BenchmarkPage50k`), the snapshot build and a crawl partition's merge, the "+
-		"50k crawl's allocations; `server`: `BenchmarkChain` is the gateway's machinery per call (tap, stats handler, "+
+		"50k crawl's allocations; `server`: `BenchmarkChain` is the gateway's machinery per call (tap, method wrapper, "+
 		"interceptors, response headers) around a prepared response, its allocs/op the gateway's own; `BenchmarkHandler` the "+
 		"handlers alone; `BenchmarkRPC` the real server over loopback TCP with client and server sharing the machine.\n\n", r.GoBenchCmd)
 	t := &table{head: []string{"Package", "Benchmark", "ns/op (median)", "range", "B/op", "allocs/op", "other"}}
