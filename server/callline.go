@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 )
 
 // The per-RPC info line, encoded by the gateway. Every RPC writes it, and
@@ -14,9 +16,10 @@ import (
 // building the record, its attribute slice, the handler's state and
 // buffer). Its fields are a few strings and integers, so it is encoded
 // here, straight into a pooled buffer, exactly as slog's JSON handler
-// writes it; a line with anything this encoder does not write byte for
-// byte as slog does (a string that needs escaping, another kind of value,
-// a year outside 0-9999) goes through slog instead.
+// writes it, with its keys and each method's part written once; a line
+// with anything this encoder does not write byte for byte as slog does (a
+// string that needs escaping, a year outside 0-9999) goes through slog
+// instead.
 // TestCallLineMatchesSlog compares the two on every byte they could see.
 
 // jsonLine writes JSON lines shaped as slog.JSONHandler writes them, with
@@ -30,11 +33,11 @@ func newJSONLine(out io.Writer) *jsonLine {
 	return &jsonLine{out: out, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}}
 }
 
-// write writes the line and reports whether it could; when it could not,
-// nothing was written.
-func (j *jsonLine) write(t time.Time, level slog.Level, msg string, attrs []slog.Attr) bool {
+// write writes the line of one call and reports whether it could; when
+// it could not, nothing was written.
+func (j *jsonLine) write(t time.Time, level slog.Level, f *callFields) bool {
 	bp := j.bufs.Get().(*[]byte)
-	b, ok := appendJSONLine((*bp)[:0], t, level, msg, attrs)
+	b, ok := appendCallLine((*bp)[:0], t, level, f)
 	if ok {
 		_, _ = j.out.Write(b) // as slog's handler, whose write errors the gateway ignores too
 	}
@@ -45,42 +48,113 @@ func (j *jsonLine) write(t time.Time, level slog.Level, msg string, attrs []slog
 	return ok
 }
 
-// appendJSONLine appends the line slog.JSONHandler (no options) writes for
-// a record of t, level, msg and attrs, or reports false.
-func appendJSONLine(b []byte, t time.Time, level slog.Level, msg string, attrs []slog.Attr) ([]byte, bool) {
-	if y := t.Year(); y < 0 || y >= 10000 || !jsonSafe(msg) {
+// callFields are the fields of one call's "finished call" line, in the
+// order the middleware's logging provider writes them: those from the
+// context (caller, heygen.attempts), the call's, then its outcome.
+type callFields struct {
+	caller      string // "": none
+	attempts    int64
+	hasAttempts bool
+	method      *methodLine
+	peer        string
+	hasPeer     bool
+	start       string
+	deadline    string // "": none
+	code        string
+	err         string
+	hasErr      bool
+	timeMillis  string
+}
+
+// methodLine is a method's part of the line, which every call of the
+// method shares.
+type methodLine struct {
+	service, method, typ string
+	// encoded is the part as JSON: `,"protocol":"grpc",...,"grpc.method_type":"unary"`,
+	// or "" when slog would escape any of it.
+	encoded string
+}
+
+func newMethodLine(service, method, typ string) *methodLine {
+	m := &methodLine{service: service, method: method, typ: typ}
+	if jsonSafe(service) && jsonSafe(method) && jsonSafe(typ) {
+		m.encoded = `,"` + logging.SystemTag[0] + `":"` + logging.SystemTag[1] + `","` + logging.ComponentFieldKey + `":"` +
+			logging.KindServerFieldValue + `","` + logging.ServiceFieldKey + `":"` + service + `","` + logging.MethodFieldKey + `":"` +
+			method + `","` + logging.MethodTypeFieldKey + `":"` + typ + `"`
+	}
+	return m
+}
+
+// attrs appends the fields as slog attributes, for slog's handler.
+func (f *callFields) attrs(a []slog.Attr) []slog.Attr {
+	if f.caller != "" {
+		a = append(a, slog.String("caller", f.caller))
+	}
+	if f.hasAttempts {
+		a = append(a, slog.Int64("heygen.attempts", f.attempts))
+	}
+	a = append(a, slog.String(logging.SystemTag[0], logging.SystemTag[1]), slog.String(logging.ComponentFieldKey, logging.KindServerFieldValue),
+		slog.String(logging.ServiceFieldKey, f.method.service), slog.String(logging.MethodFieldKey, f.method.method),
+		slog.String(logging.MethodTypeFieldKey, f.method.typ))
+	if f.hasPeer {
+		a = append(a, slog.String("peer.address", f.peer))
+	}
+	a = append(a, slog.String("grpc.start_time", f.start))
+	if f.deadline != "" {
+		a = append(a, slog.String("grpc.request.deadline", f.deadline))
+	}
+	a = append(a, slog.String("grpc.code", f.code))
+	if f.hasErr {
+		a = append(a, slog.String("grpc.error", f.err))
+	}
+	return append(a, slog.String("grpc.time_ms", f.timeMillis))
+}
+
+// appendCallLine appends the line slog.JSONHandler (no options) writes
+// for a record of t, level, "finished call" and f.attrs, or reports
+// false. The keys and the method's part are known to need no escaping;
+// the values that vary by call are checked.
+func appendCallLine(b []byte, t time.Time, level slog.Level, f *callFields) ([]byte, bool) {
+	if y := t.Year(); y < 0 || y >= 10000 || f.method.encoded == "" || !jsonSafe(f.caller) || !jsonSafe(f.peer) ||
+		!jsonSafe(f.start) || !jsonSafe(f.deadline) || !jsonSafe(f.code) || !jsonSafe(f.err) || !jsonSafe(f.timeMillis) {
 		return b, false
 	}
 	b = append(b, `{"time":"`...)
 	b = t.Round(0).AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"`...)
 	b = append(b, level.String()...)
-	b = append(b, `","msg":"`...)
-	b = append(b, msg...)
-	b = append(b, '"')
-	for _, a := range attrs {
-		if a.Key == "" || !jsonSafe(a.Key) {
-			return b, false
-		}
-		b = append(b, `,"`...)
-		b = append(b, a.Key...)
-		b = append(b, `":`...)
-		switch a.Value.Kind() {
-		case slog.KindString:
-			s := a.Value.String()
-			if !jsonSafe(s) {
-				return b, false
-			}
-			b = append(b, '"')
-			b = append(b, s...)
-			b = append(b, '"')
-		case slog.KindInt64:
-			b = strconv.AppendInt(b, a.Value.Int64(), 10)
-		default:
-			return b, false
-		}
+	b = append(b, `","msg":"finished call"`...)
+	if f.caller != "" {
+		b = appendField(b, "caller", f.caller)
 	}
+	if f.hasAttempts {
+		b = append(b, `,"heygen.attempts":`...)
+		b = strconv.AppendInt(b, f.attempts, 10)
+	}
+	b = append(b, f.method.encoded...)
+	if f.hasPeer {
+		b = appendField(b, "peer.address", f.peer)
+	}
+	b = appendField(b, "grpc.start_time", f.start)
+	if f.deadline != "" {
+		b = appendField(b, "grpc.request.deadline", f.deadline)
+	}
+	b = appendField(b, "grpc.code", f.code)
+	if f.hasErr {
+		b = appendField(b, "grpc.error", f.err)
+	}
+	b = appendField(b, "grpc.time_ms", f.timeMillis)
 	return append(b, "}\n"...), true
+}
+
+// appendField appends `,"key":"value"` for a key and a value that need no
+// escaping.
+func appendField(b []byte, key, value string) []byte {
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":"`...)
+	b = append(b, value...)
+	return append(b, '"')
 }
 
 // jsonSafe reports whether slog writes s into a JSON string unchanged:

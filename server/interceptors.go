@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +70,10 @@ type callRecorder struct {
 	// unseen samples the lines about calls the interceptors missed, so a
 	// flood of them cannot flood the log.
 	unseen sampler
+	// lines holds each method's part of the line (full method ->
+	// *methodLine). Only registered methods reach an interceptor, so it
+	// cannot grow past them.
+	lines sync.Map
 }
 
 // ServerReporter implements interceptors.ServerReportable.
@@ -82,7 +87,11 @@ func (l *callRecorder) ServerReporter(ctx context.Context, c interceptors.CallMe
 	} else { // a chain run without the tap (tests)
 		r, full = &callReport{}, "/"+c.Service+"/"+c.Method
 	}
-	*r = callReport{l: l, st: st, ctx: ctx, full: full, service: c.Service, method: c.Method, typ: string(c.Typ)}
+	ml, ok := l.lines.Load(full)
+	if !ok {
+		ml, _ = l.lines.LoadOrStore(full, newMethodLine(c.Service, c.Method, string(c.Typ)))
+	}
+	*r = callReport{l: l, st: st, ctx: ctx, full: full, line: ml.(*methodLine)}
 	if l.metrics != nil {
 		l.metrics.rpcStarted(full)
 	}
@@ -97,7 +106,7 @@ func (l *callRecorder) ClientReporter(ctx context.Context, _ interceptors.CallMe
 
 // ended records a finished call in the metrics and the caller's usage.
 func (l *callRecorder) ended(ctx context.Context, st *callState, full string, code codes.Code, err error, d time.Duration) {
-	caller := callerOf(ctx)
+	caller := stateCaller(ctx, st)
 	if l.metrics != nil {
 		l.metrics.rpcHandled(full, code, d, caller)
 		l.metrics.rpcFailed(full, err)
@@ -115,12 +124,24 @@ func (l *callRecorder) ended(ctx context.Context, st *callState, full string, co
 	}
 }
 
+// stateCaller is the call's caller, from its state when it has one.
+func stateCaller(ctx context.Context, st *callState) string {
+	if st == nil {
+		return callerOf(ctx)
+	}
+	if c := st.caller.Load(); c != nil {
+		return *c
+	}
+	return ""
+}
+
 // callReport is one call's reporter.
 type callReport struct {
-	l                          *callRecorder
-	st                         *callState // nil without the tap
-	ctx                        context.Context
-	full, service, method, typ string
+	l    *callRecorder
+	st   *callState // nil without the tap
+	ctx  context.Context
+	full string
+	line *methodLine
 }
 
 func (*callReport) PostMsgSend(any, error, time.Duration)    {}
@@ -137,7 +158,7 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 	ctx := r.ctx
 	r.l.ended(ctx, r.st, r.full, code, err, d)
 	level := slog.LevelDebug
-	if r.service != healthgrpc.Health_ServiceDesc.ServiceName {
+	if r.line.service != healthgrpc.Health_ServiceDesc.ServiceName {
 		level = slog.Level(r.l.level(code))
 	}
 	if !r.l.log.Enabled(ctx, level) {
@@ -145,40 +166,32 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 	}
 	// The framework measured d from the call's start: the start is now - d.
 	now := time.Now()
-	start := now.Add(-d)
-	var buf [14]slog.Attr
-	a := buf[:0]
-	if c := callerOf(ctx); c != "" {
-		a = append(a, slog.String("caller", c))
+	f := callFields{caller: stateCaller(ctx, r.st), method: r.line, start: r.l.starts.format(now.Add(-d)),
+		code: code.String(), timeMillis: timeMillis(d)}
+	if r.st != nil {
+		f.attempts, f.hasAttempts = r.st.heygen.Attempts(), true
+	} else if s := heygen.CallStatsFrom(ctx); s != nil {
+		f.attempts, f.hasAttempts = s.Attempts(), true
 	}
-	if s := heygen.CallStatsFrom(ctx); s != nil {
-		a = append(a, slog.Int64("heygen.attempts", s.Attempts()))
-	}
-	a = append(a, slog.String(logging.SystemTag[0], logging.SystemTag[1]), slog.String(logging.ComponentFieldKey, logging.KindServerFieldValue),
-		slog.String(logging.ServiceFieldKey, r.service), slog.String(logging.MethodFieldKey, r.method), slog.String(logging.MethodTypeFieldKey, r.typ))
-	if addr, ok := peerAddress(ctx); ok {
-		a = append(a, slog.String("peer.address", addr))
-	}
-	a = append(a, slog.String("grpc.start_time", r.l.starts.format(start)))
+	f.peer, f.hasPeer = peerAddress(ctx)
 	if dl, ok := ctx.Deadline(); ok {
-		a = append(a, slog.String("grpc.request.deadline", r.l.expires.format(dl)))
+		f.deadline = r.l.expires.format(dl)
 	}
-	a = append(a, slog.String("grpc.code", code.String()))
 	if err != nil {
-		a = append(a, slog.String("grpc.error", fmt.Sprintf("%v", err)))
+		f.err, f.hasErr = fmt.Sprintf("%v", err), true
 	}
-	a = append(a, slog.String("grpc.time_ms", timeMillis(d)))
 	// Info lines are encoded here when they can be (callline.go); warn and
 	// error lines go through slog, whose handler flushes the log for them.
-	if r.l.line != nil && level == slog.LevelInfo && r.l.line.write(now, level, "finished call", a) {
+	if r.l.line != nil && level == slog.LevelInfo && r.l.line.write(now, level, &f) {
 		return
 	}
 	// The record goes to the handler directly: slog's Logger methods take
 	// the caller's program counter (runtime.Callers) for every line, about
 	// 1% of a cached call's CPU in the profile, for a source the gateway's
 	// handlers never print.
+	var buf [14]slog.Attr
 	rec := slog.NewRecord(now, level, "finished call", 0)
-	rec.AddAttrs(a...)
+	rec.AddAttrs(f.attrs(buf[:0])...)
 	_ = r.l.log.Handler().Handle(ctx, rec)
 }
 
