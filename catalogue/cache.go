@@ -217,6 +217,9 @@ type Cache[T, K, F any] struct {
 	passFailed atomic.Bool
 	// passes coalesces identical lists passed through while cold.
 	passes singleflight.Group
+	// unfiltered is the Key of the zero filter: lists with it match every
+	// item, and are not matched one by one.
+	unfiltered string
 }
 
 // NewCache returns an empty cache of res; it fills on the first read or
@@ -232,6 +235,10 @@ func NewCache[T, K, F any](res *Resource[T, K, F], opts Options) *Cache[T, K, F]
 		opts:    opts,
 		found:   found,
 		missing: expirable.NewLRU[string, error](opts.MaxRemembered, nil, opts.NotFoundTTL),
+	}
+	if res.Filter.Key != nil {
+		var zero F
+		c.unfiltered = res.Filter.Key(zero)
 	}
 	return c
 }
@@ -669,7 +676,11 @@ func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSi
 	if spec.Group != nil {
 		group = spec.Group(f)
 	}
-	items, next := snap.page(func(keys *K) bool { return spec.Match(f, keys) }, group, after, pageSize)
+	var match func(keys *K) bool // nil: every item
+	if key != c.unfiltered {
+		match = func(keys *K) bool { return spec.Match(f, keys) }
+	}
+	items, next := snap.page(match, group, after, pageSize)
 	page := &Page[T]{Items: items, Meta: c.meta(snap, src)}
 	if next != "" {
 		page.NextPageToken = EncodeToken(c.res.Kind, key, []byte(next))

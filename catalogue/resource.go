@@ -88,7 +88,9 @@ type FilterSpec[T, K, F any] struct {
 	// tokens to the filters they were issued for.
 	Key func(F) string
 	// Match reports whether an item, by its prepared fields, passes the
-	// filter.
+	// filter. It must pass every item for the zero filter (no filter set):
+	// lists with that filter's Key are not matched at all
+	// (TestZeroFilterMatchesEverything).
 	Match func(f F, keys *K) bool
 	// Group returns the secondary key the filter requires, "" for any.
 	Group func(F) string

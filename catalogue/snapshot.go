@@ -217,7 +217,8 @@ func build[T, K, F any](r *Resource[T, K, F], built time.Time, chunks [][]entry[
 
 // page returns up to size matching items (in their wire form) after the id
 // `after`, and the id to continue after ("" on the last page). With a
-// group, only that group's positions are scanned.
+// group, only that group's positions are scanned; a nil match takes every
+// item.
 func (s *Snapshot[T, K]) page(match func(keys *K) bool, group, after string, size int) (page []T, next string) {
 	start, found := slices.BinarySearch(s.ids, after)
 	if found {
@@ -238,7 +239,7 @@ func (s *Snapshot[T, K]) page(match func(keys *K) bool, group, after string, siz
 		if group != "" {
 			i = int(candidates[j])
 		}
-		if !match(s.keys[i]) {
+		if match != nil && !match(s.keys[i]) {
 			continue
 		}
 		if len(page) == size {
