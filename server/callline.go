@@ -63,7 +63,7 @@ type callFields struct {
 	code        string
 	err         string
 	hasErr      bool
-	timeMillis  string
+	took        time.Duration // grpc.time_ms
 }
 
 // methodLine is a method's part of the line, which every call of the
@@ -107,7 +107,7 @@ func (f *callFields) attrs(a []slog.Attr) []slog.Attr {
 	if f.hasErr {
 		a = append(a, slog.String("grpc.error", f.err))
 	}
-	return append(a, slog.String("grpc.time_ms", f.timeMillis))
+	return append(a, slog.String("grpc.time_ms", timeMillis(f.took)))
 }
 
 // appendCallLine appends the line slog.JSONHandler (no options) writes
@@ -116,7 +116,7 @@ func (f *callFields) attrs(a []slog.Attr) []slog.Attr {
 // the values that vary by call are checked.
 func appendCallLine(b []byte, t time.Time, level slog.Level, f *callFields) ([]byte, bool) {
 	if y := t.Year(); y < 0 || y >= 10000 || f.method.encoded == "" || !jsonSafe(f.caller) || !jsonSafe(f.peer) ||
-		!jsonSafe(f.start) || !jsonSafe(f.deadline) || !jsonSafe(f.code) || !jsonSafe(f.err) || !jsonSafe(f.timeMillis) {
+		!jsonSafe(f.start) || !jsonSafe(f.deadline) || !jsonSafe(f.code) || !jsonSafe(f.err) {
 		return b, false
 	}
 	b = append(b, `{"time":"`...)
@@ -143,8 +143,9 @@ func appendCallLine(b []byte, t time.Time, level slog.Level, f *callFields) ([]b
 	if f.hasErr {
 		b = appendField(b, "grpc.error", f.err)
 	}
-	b = appendField(b, "grpc.time_ms", f.timeMillis)
-	return append(b, "}\n"...), true
+	b = append(b, `,"grpc.time_ms":"`...)
+	b = appendTimeMillis(b, f.took)
+	return append(b, "\"}\n"...), true
 }
 
 // appendField appends `,"key":"value"` for a key and a value that need no

@@ -32,7 +32,7 @@ func TestCallLineMatchesSlog(t *testing.T) {
 	full := func() callFields {
 		return callFields{caller: "svc-a", attempts: 2, hasAttempts: true, method: newMethodLine("heygen.v1.AvatarsService", "ListAvatars", "unary"),
 			peer: "[::1]:41234", hasPeer: true, start: "2026-12-01T02:03:04Z", deadline: "2026-12-01T02:03:14+01:00", code: "NotFound",
-			err: "rpc error: code = NotFound desc = no such avatar", hasErr: true, timeMillis: "0.123"}
+			err: "rpc error: code = NotFound desc = no such avatar", hasErr: true, took: 123456 * time.Nanosecond}
 	}
 	written, left := 0, 0
 	check := func(name string, at time.Time, level slog.Level, f callFields) {
@@ -90,6 +90,11 @@ func TestCallLineMatchesSlog(t *testing.T) {
 		f.attempts = n
 		mustWrite("attempts", at, slog.LevelInfo, f)
 	}
+	for _, d := range []time.Duration{0, 999, time.Microsecond, 1500 * time.Microsecond, 999999 * time.Microsecond, time.Second, time.Hour, -time.Second} {
+		f := full()
+		f.took = d
+		mustWrite("duration", at, slog.LevelInfo, f)
+	}
 
 	// Every byte, and random strings of runes and bytes, in each field that
 	// varies by call and in a method's names.
@@ -100,7 +105,6 @@ func TestCallLineMatchesSlog(t *testing.T) {
 		func(f *callFields, s string) { f.start = s },
 		func(f *callFields, s string) { f.deadline = s },
 		func(f *callFields, s string) { f.code = s },
-		func(f *callFields, s string) { f.timeMillis = s },
 		func(f *callFields, s string) { f.method = newMethodLine(s, "GetAvatar", "unary") },
 		func(f *callFields, s string) { f.method = newMethodLine("heygen.v1.AvatarsService", s, "unary") },
 	}

@@ -222,9 +222,15 @@ func TestTimeMillisMatchesTheMiddleware(t *testing.T) {
 	for range 20000 {
 		ds = append(ds, time.Duration(r.Int64N(int64(10*time.Minute))), time.Duration(r.Int64N(int64(50*time.Millisecond))))
 	}
+	// Every microsecond under a second (written as decimals), and the
+	// edges of that path.
+	for us := range int64(1e6) {
+		ds = append(ds, time.Duration(us)*time.Microsecond+time.Duration(us%1000))
+	}
+	ds = append(ds, -time.Microsecond, -time.Nanosecond, time.Second-1, time.Second+time.Microsecond)
 	for _, d := range ds {
 		if want, got := logging.DurationToTimeMillisFields(d)[1].(string), timeMillis(d); want != got {
-			t.Fatalf("%v: middleware %q, callLog %q", d, want, got)
+			t.Fatalf("%v: middleware %q, callRecorder %q", d, want, got)
 		}
 	}
 }

@@ -167,7 +167,7 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 	// The framework measured d from the call's start: the start is now - d.
 	now := time.Now()
 	f := callFields{caller: stateCaller(ctx, r.st), method: r.line, start: r.l.starts.format(now.Add(-d)),
-		code: code.String(), timeMillis: timeMillis(d)}
+		code: code.String(), took: d}
 	if r.st != nil {
 		f.attempts, f.hasAttempts = r.st.heygen.Attempts(), true
 	} else if s := heygen.CallStatsFrom(ctx); s != nil {
@@ -231,7 +231,30 @@ func peerAddress(ctx context.Context) (string, bool) {
 // (fmt's %v of a float32 of milliseconds, to the microsecond).
 func timeMillis(d time.Duration) string {
 	var b [24]byte
-	return string(strconv.AppendFloat(b[:0], float64(float32(d.Nanoseconds()/1000)/1000), 'g', -1, 32))
+	return string(appendTimeMillis(b[:0], d))
+}
+
+// appendTimeMillis appends timeMillis(d). Under a second (a million
+// microseconds, six significant digits, which a float32 holds exactly
+// enough that its shortest form is the decimal itself) it writes the
+// decimal directly: the float formatting was a tenth of the line's cost.
+func appendTimeMillis(b []byte, d time.Duration) []byte {
+	us := d.Nanoseconds() / 1000
+	if us < 0 || us >= 1e6 {
+		return strconv.AppendFloat(b, float64(float32(us)/1000), 'g', -1, 32)
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	if frac == 0 {
+		return b
+	}
+	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 3
+	for digits[n-1] == '0' {
+		n--
+	}
+	b = append(b, '.')
+	return append(b, digits[:n]...)
 }
 
 // guard admits callers to the gateway's own services (health and
