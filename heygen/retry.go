@@ -481,12 +481,11 @@ func WithCallStats(ctx context.Context) (context.Context, *CallStats) {
 	return context.WithValue(ctx, statsKey{}, s), s
 }
 
-// ContextWithCallStats returns a context whose HeyGen calls are counted in
-// s, for callers that keep the CallStats inside a larger per-call value
-// rather than allocate one for it.
-func ContextWithCallStats(ctx context.Context, s *CallStats) context.Context {
-	return context.WithValue(ctx, statsKey{}, s)
-}
+// CallStatsKey is the context key [CallStatsFrom] looks up (its value a
+// *CallStats), for callers that keep a call's CallStats in a context type
+// of their own together with other per-call values, rather than add a
+// context layer for it with [WithCallStats].
+var CallStatsKey any = statsKey{}
 
 // CallStatsFrom returns the CallStats attached by [WithCallStats], or nil.
 func CallStatsFrom(ctx context.Context) *CallStats {

@@ -198,7 +198,26 @@ func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context,
 	if _, ok := ctx.Deadline(); !ok && a.defaultTimeout > 0 && !a.streaming[method] {
 		ctx, st.cancel = context.WithTimeout(ctx, a.defaultTimeout)
 	}
-	return heygen.ContextWithCallStats(context.WithValue(ctx, callStateKey{}, st), &st.heygen), nil
+	return &callContext{Context: ctx, st: st}, nil
+}
+
+// callContext is a stream's context with its call's state, under the two
+// keys every call looks up (the state, and the HeyGen client's attempt
+// counter inside it): one layer instead of two context.WithValue.
+type callContext struct {
+	context.Context
+	st *callState
+}
+
+// Value implements context.Context.
+func (c *callContext) Value(key any) any {
+	switch key {
+	case callStateKey{}:
+		return c.st
+	case heygen.CallStatsKey:
+		return &c.st.heygen
+	}
+	return c.Context.Value(key)
 }
 
 // refused counts a refused stream and logs it, sampled.

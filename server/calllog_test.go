@@ -152,7 +152,7 @@ func TestCallLogMatchesTheMiddleware(t *testing.T) {
 				if c.caller != "" && !c.late {
 					st.caller.Store(&c.caller)
 				}
-				ctx := heygen.ContextWithCallStats(context.WithValue(peer.NewContext(context.Background(), &peer.Peer{Addr: tcp}), callStateKey{}, st), &st.heygen)
+				var ctx context.Context = &callContext{Context: peer.NewContext(context.Background(), &peer.Peer{Addr: tcp}), st: st}
 				if c.deadline {
 					var cancel context.CancelFunc
 					ctx, cancel = context.WithDeadline(ctx, time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC))

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 )
 
@@ -182,9 +182,11 @@ func (e *overloadError) Error() string {
 	return fmt.Sprintf("the gateway is at its limit of %d calls in flight; retry with backoff", e.limit)
 }
 
-// inflightLimiter bounds concurrent RPCs; beyond it calls fail fast.
+// inflightLimiter bounds concurrent RPCs; beyond it calls fail fast. It
+// never waits, so a counter is all it needs (a semaphore took a lock twice
+// a call).
 type inflightLimiter struct {
-	sem   *semaphore.Weighted
+	n     atomic.Int64
 	limit int
 }
 
@@ -192,7 +194,7 @@ func newInflightLimiter(n int) *inflightLimiter {
 	if n <= 0 {
 		return nil
 	}
-	return &inflightLimiter{sem: semaphore.NewWeighted(int64(n)), limit: n}
+	return &inflightLimiter{limit: n}
 }
 
 // acquire takes a slot; release returns it.
@@ -200,7 +202,8 @@ func (l *inflightLimiter) acquire() error {
 	if l == nil {
 		return nil
 	}
-	if !l.sem.TryAcquire(1) {
+	if l.n.Add(1) > int64(l.limit) {
+		l.n.Add(-1)
 		return &overloadError{limit: l.limit}
 	}
 	return nil
@@ -208,6 +211,6 @@ func (l *inflightLimiter) acquire() error {
 
 func (l *inflightLimiter) release() {
 	if l != nil {
-		l.sem.Release(1)
+		l.n.Add(-1)
 	}
 }
