@@ -262,8 +262,9 @@ func appendTimeMillis(b []byte, d time.Duration) []byte {
 // already has, for calls that passed it), applies the caller's rate limit
 // and, for unary calls, the bound on calls in flight. Refused calls never
 // reach HeyGen. As the link inside the call recorder, it also turns every
-// error into a status through toStatus, and gives the stream's place in
-// the tap's bounds back when the handler returns (callState.handled).
+// error into a status through toStatus, and gives a stream's place in the
+// tap's bounds back when its handler returns (callState.handled; unary
+// calls give theirs back in the method wrapper).
 type guard struct {
 	auth     *Authenticator
 	limits   *rateLimiter
@@ -274,9 +275,6 @@ type guard struct {
 // unary is the guard's unary interceptor.
 func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	st := callStateFrom(ctx)
-	if st != nil {
-		defer st.handled()
-	}
 	if service, _ := splitMethod(info.FullMethod); !isOpenService(service) {
 		if err := g.admit(ctx, st); err != nil {
 			return nil, toStatus(ctx, err)

@@ -38,15 +38,18 @@ func (r observedRegistrar) RegisterService(sd *grpc.ServiceDesc, impl any) {
 func (r observedRegistrar) GetServiceInfo() map[string]grpc.ServiceInfo { return r.gs.GetServiceInfo() }
 
 // observeUnary wraps a unary method's handler: a call that fails without
-// the call recorder having seen it is recorded and logged (sampled) here.
+// the call recorder having seen it is recorded and logged (sampled) here,
+// and every call gives its place in the tap's bounds back here as its
+// handler returns, whether or not its request reached an interceptor.
 func (l *callRecorder) observeUnary(full string, h grpc.MethodHandler) grpc.MethodHandler {
 	return func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
 		start := time.Now()
 		resp, err := h(srv, ctx, dec, ic)
-		if err != nil {
-			if st := callStateFrom(ctx); st != nil && !st.seen.Load() {
+		if st := callStateFrom(ctx); st != nil {
+			if err != nil && !st.seen.Load() {
 				l.unseenFailure(ctx, st, full, err, time.Since(start))
 			}
+			st.handled()
 		}
 		return resp, err
 	}

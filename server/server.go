@@ -248,7 +248,7 @@ func New(opts Options) (*Server, error) {
 			maxStreams:     int64(limits.MaxStreams),
 			maxWatches:     int64(limits.MaxWatchStreams),
 			defaultTimeout: opts.DefaultTimeout,
-			streaming:      map[string]bool{},
+			methods:        map[string]bool{},
 			metrics:        opts.Metrics,
 			log:            opts.Logger,
 		},
@@ -322,7 +322,7 @@ func New(opts Options) (*Server, error) {
 		reflection.Register(reg)
 	}
 	for full, typ := range methodTypes(gs) {
-		l.adm.streaming[full] = typ != "unary"
+		l.adm.methods[full] = typ != "unary"
 	}
 	if opts.Metrics != nil {
 		opts.Metrics.initialize(gs)
@@ -360,11 +360,22 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 // grpc.ServiceRegistrar.
 func (s *Server) RegisterService(sd *grpc.ServiceDesc, impl any) {
 	observedRegistrar{gs: s.grpc, rec: s.layers.rec}.RegisterService(sd, impl)
+	for _, m := range sd.Methods {
+		s.layers.adm.methods["/"+sd.ServiceName+"/"+m.MethodName] = false
+	}
+	for _, st := range sd.Streams {
+		s.layers.adm.methods["/"+sd.ServiceName+"/"+st.StreamName] = true
+	}
 }
 
 // Serve accepts connections on lis until [Server.Shutdown] or
 // [Server.Stop]. It returns nil after a shutdown.
 func (s *Server) Serve(lis net.Listener) error {
+	// The sweeper gives back the stream places of streams that ended
+	// before a handler ran (see liveStreams).
+	done := make(chan struct{})
+	defer close(done)
+	go s.layers.adm.live.run(done)
 	if err := s.grpc.Serve(s.conns.wrap(lis)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}
