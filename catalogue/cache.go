@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -218,8 +219,11 @@ type Cache[T, K, F any] struct {
 	// passes coalesces identical lists passed through while cold.
 	passes singleflight.Group
 	// unfiltered is the Key of the zero filter: lists with it match every
-	// item, and are not matched one by one.
+	// item, and are not matched one by one. comparable reports that F
+	// can be compared with its zero value, so that an unfiltered list
+	// need not build its key.
 	unfiltered string
+	comparable bool
 }
 
 // NewCache returns an empty cache of res; it fills on the first read or
@@ -239,6 +243,7 @@ func NewCache[T, K, F any](res *Resource[T, K, F], opts Options) *Cache[T, K, F]
 	if res.Filter.Key != nil {
 		var zero F
 		c.unfiltered = res.Filter.Key(zero)
+		c.comparable = reflect.TypeFor[F]().Comparable()
 	}
 	return c
 }
@@ -649,7 +654,11 @@ func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSi
 			return nil, err
 		}
 	}
-	key := spec.Key(f)
+	key := c.unfiltered
+	var zero F
+	if !c.comparable || any(f) != any(zero) {
+		key = spec.Key(f)
+	}
 	after := ""
 	if pageToken != "" {
 		payload, err := DecodeToken(pageToken, c.res.Kind, key)

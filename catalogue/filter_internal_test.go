@@ -28,6 +28,9 @@ func zeroMatchesAll[T, K, F any](t *testing.T, c *Cache[T, K, F]) {
 	if c.unfiltered != c.res.Filter.Key(zero) || c.unfiltered == "" {
 		t.Fatalf("%s: unfiltered key %q, want the zero filter's", c.Name(), c.unfiltered)
 	}
+	if !c.comparable {
+		t.Fatalf("%s: its filter type cannot be compared with its zero value, so unfiltered lists build their key", c.Name())
+	}
 }
 
 // TestZeroFilterMatchesEverything: lists without filters skip Match, which

@@ -45,6 +45,7 @@ import (
 // method wrapper) reads it when the call ends.
 type callState struct {
 	method string // full method name
+	info   *methodInfo
 	// caller is who the call is for: set by the tap for the gateway's own
 	// services (pointing at callerName), or by the interceptors.
 	caller     atomic.Pointer[string]
@@ -72,6 +73,25 @@ type callState struct {
 }
 
 type callStateKey struct{}
+
+// methodInfo is what the gateway keeps of a registered method, found once
+// per call by the tap: whether it streams, whether it is open to every
+// caller, its part of the log line and its metric series (nil without
+// metrics).
+type methodInfo struct {
+	stream, open bool
+	line         *methodLine
+	labels       *methodLabels
+}
+
+func newMethodInfo(full, typ string, m *Metrics) *methodInfo {
+	service, method := splitMethod(full)
+	info := &methodInfo{stream: typ != "unary", open: isOpenService(service), line: newMethodLine(service, method, typ)}
+	if m != nil {
+		info.labels = m.labels(full)
+	}
+	return info
+}
 
 func callStateFrom(ctx context.Context) *callState {
 	s, _ := ctx.Value(callStateKey{}).(*callState)
@@ -260,7 +280,7 @@ type admission struct {
 	maxStreams            int64
 	maxWatches            int64
 	defaultTimeout        time.Duration
-	methods               map[string]bool // registered full method -> is a stream
+	methods               map[string]*methodInfo // registered full method -> what the gateway keeps of it
 	active, open, watches atomic.Int64
 	live                  liveStreams
 	metrics               *Metrics
@@ -289,18 +309,19 @@ func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context,
 		st.callerName = caller
 		st.caller.Store(&st.callerName)
 	}
-	stream, known := a.methods[method]
-	if !known {
+	mi := a.methods[method]
+	if mi == nil {
 		// grpc-go answers UNIMPLEMENTED at once: nothing to hold or record.
 		return ctx, nil
 	}
+	st.info = mi
 	if !take(st.counter, limit) && (!a.live.sweepAtBound() || !take(st.counter, limit)) {
 		return nil, a.refuse(ctx, method, what, limit)
 	}
 	// The place is given back once: when the handler returns
 	// (callState.handled), or by the sweeper if the stream ends first.
 	a.live.add(st)
-	if _, ok := ctx.Deadline(); !ok && a.defaultTimeout > 0 && !stream {
+	if _, ok := ctx.Deadline(); !ok && a.defaultTimeout > 0 && !mi.stream {
 		ctx, st.cancel = context.WithTimeout(ctx, a.defaultTimeout)
 	}
 	return &callContext{Context: ctx, st: st}, nil

@@ -20,7 +20,7 @@ import (
 // stays alive until the stream ends.
 func TestAdmittedPlacesAndTheResponseContext(t *testing.T) {
 	const method = "/grpc.health.v1.Health/Check" // open: no credentials needed
-	a := &admission{maxStreams: 4, maxWatches: 1, defaultTimeout: time.Minute, methods: map[string]bool{method: false}}
+	a := &admission{maxStreams: 4, maxWatches: 1, defaultTimeout: time.Minute, methods: map[string]*methodInfo{method: newMethodInfo(method, "unary", nil)}}
 	rec := &callRecorder{log: slog.New(slog.DiscardHandler), level: codeToLevel, usage: newUsage()}
 	g := &guard{}
 	info := &grpc.UnaryServerInfo{FullMethod: method}
@@ -75,7 +75,7 @@ func (a *admission) sweepOnce() int { return a.live.sweep() }
 // is not registered holds none.
 func TestPlacesOfStreamsNoHandlerSaw(t *testing.T) {
 	const method = "/grpc.health.v1.Health/Check"
-	a := &admission{maxStreams: 4, maxWatches: 1, defaultTimeout: time.Minute, methods: map[string]bool{method: false}, log: slog.New(slog.DiscardHandler)}
+	a := &admission{maxStreams: 4, maxWatches: 1, defaultTimeout: time.Minute, methods: map[string]*methodInfo{method: newMethodInfo(method, "unary", nil)}, log: slog.New(slog.DiscardHandler)}
 	var states []*callState
 	var ends []context.CancelFunc
 	for range maxOpenStreams {

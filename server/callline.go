@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -120,7 +121,7 @@ func appendCallLine(b []byte, t time.Time, level slog.Level, f *callFields) ([]b
 		return b, false
 	}
 	b = append(b, `{"time":"`...)
-	b = t.Round(0).AppendFormat(b, time.RFC3339Nano)
+	b = appendRFC3339Nano(b, t)
 	b = append(b, `","level":"`...)
 	b = append(b, level.String()...)
 	b = append(b, `","msg":"finished call"`...)
@@ -146,6 +147,43 @@ func appendCallLine(b []byte, t time.Time, level slog.Level, f *callFields) ([]b
 	b = append(b, `,"grpc.time_ms":"`...)
 	b = appendTimeMillis(b, f.took)
 	return append(b, "\"}\n"...), true
+}
+
+// lineSecond is the last second a line's time was written in: its text
+// to the second, and its zone.
+var lineSecond atomic.Pointer[secondParts]
+
+type secondParts struct {
+	unix       int64
+	loc        *time.Location
+	date, zone string // "2006-01-02T15:04:05", "Z07:00"
+}
+
+// appendRFC3339Nano appends t as time.RFC3339Nano formats it, with the
+// part to the second and the zone written once per second: the calls of
+// a second share them.
+func appendRFC3339Nano(b []byte, t time.Time) []byte {
+	u, loc := t.Unix(), t.Location()
+	p := lineSecond.Load()
+	if p == nil || p.unix != u || p.loc != loc {
+		p = &secondParts{unix: u, loc: loc, date: t.Format("2006-01-02T15:04:05"), zone: t.Format("Z07:00")}
+		lineSecond.Store(p)
+	}
+	b = append(b, p.date...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var digits [9]byte
+		for i := 8; i >= 0; i-- {
+			digits[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 9
+		for digits[n-1] == '0' {
+			n--
+		}
+		b = append(b, '.')
+		b = append(b, digits[:n]...)
+	}
+	return append(b, p.zone...)
 }
 
 // appendField appends `,"key":"value"` for a key and a value that need no

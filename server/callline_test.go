@@ -85,6 +85,20 @@ func TestCallLineMatchesSlog(t *testing.T) {
 		mustWrite("nanoseconds", time.Date(2026, 1, 2, 3, 4, 5, ns, time.UTC), slog.LevelInfo, full())
 	}
 	mustWrite("a monotonic clock reading", time.Now(), slog.LevelInfo, full())
+	// Lines of the same second, and of the same second in other zones,
+	// share the second's text: each must still be its own time.
+	base := time.Date(2026, 12, 1, 23, 59, 59, 0, time.UTC)
+	r0 := rand.New(rand.NewPCG(1, 9))
+	for i := range 2000 {
+		at := base.Add(time.Duration(r0.Int64N(int64(3 * time.Second))))
+		switch i % 3 {
+		case 1:
+			at = at.In(time.FixedZone("CET", 3600))
+		case 2:
+			at = at.In(time.Local)
+		}
+		mustWrite("times in and across seconds", at, slog.LevelInfo, full())
+	}
 	for _, n := range []int64{0, -1, 1, math.MaxInt64, math.MinInt64} {
 		f := full()
 		f.attempts = n

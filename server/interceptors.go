@@ -70,30 +70,37 @@ type callRecorder struct {
 	// unseen samples the lines about calls the interceptors missed, so a
 	// flood of them cannot flood the log.
 	unseen sampler
-	// lines holds each method's part of the line (full method ->
-	// *methodLine). Only registered methods reach an interceptor, so it
-	// cannot grow past them.
-	lines sync.Map
+	// methods holds what is kept of each method for calls that come
+	// without the tap's (full method -> *methodInfo). Only registered
+	// methods reach an interceptor, so it cannot grow past them.
+	methods sync.Map
 }
 
 // ServerReporter implements interceptors.ServerReportable.
 func (l *callRecorder) ServerReporter(ctx context.Context, c interceptors.CallMeta) (interceptors.Reporter, context.Context) {
 	st := callStateFrom(ctx)
-	var r *callReport
-	full := ""
+	if st != nil && st.info != nil {
+		st.seen.Store(true)
+		r := &st.report
+		*r = callReport{l: l, st: st, ctx: ctx, full: st.method, info: st.info}
+		if l.metrics != nil {
+			l.metrics.startedFor(st.info.labels)
+		}
+		return r, ctx
+	}
+	// A chain run without the tap (tests), or a method registered after
+	// the tap's table was built.
+	full := "/" + c.Service + "/" + c.Method
+	info, ok := l.methods.Load(full)
+	if !ok {
+		info, _ = l.methods.LoadOrStore(full, newMethodInfo(full, string(c.Typ), l.metrics))
+	}
 	if st != nil {
 		st.seen.Store(true)
-		r, full = &st.report, st.method
-	} else { // a chain run without the tap (tests)
-		r, full = &callReport{}, "/"+c.Service+"/"+c.Method
 	}
-	ml, ok := l.lines.Load(full)
-	if !ok {
-		ml, _ = l.lines.LoadOrStore(full, newMethodLine(c.Service, c.Method, string(c.Typ)))
-	}
-	*r = callReport{l: l, st: st, ctx: ctx, full: full, line: ml.(*methodLine)}
+	r := &callReport{l: l, st: st, ctx: ctx, full: full, info: info.(*methodInfo)}
 	if l.metrics != nil {
-		l.metrics.rpcStarted(full)
+		l.metrics.startedFor(r.info.labels)
 	}
 	return r, ctx
 }
@@ -104,14 +111,15 @@ func (l *callRecorder) ClientReporter(ctx context.Context, _ interceptors.CallMe
 	return interceptors.NoopReporter{}, ctx
 }
 
-// ended records a finished call in the metrics and the caller's usage.
-func (l *callRecorder) ended(ctx context.Context, st *callState, full string, code codes.Code, err error, d time.Duration) {
+// ended records a finished call of a method in the metrics and the
+// caller's usage.
+func (l *callRecorder) ended(ctx context.Context, st *callState, full string, info *methodInfo, code codes.Code, err error, d time.Duration) {
 	caller := stateCaller(ctx, st)
 	if l.metrics != nil {
-		l.metrics.rpcHandled(full, code, d, caller)
+		l.metrics.handledFor(info.labels, code, d, caller)
 		l.metrics.rpcFailed(full, err)
 	}
-	if service, _ := splitMethod(full); !isOpenService(service) {
+	if !info.open {
 		// GetUsage and the per-caller metrics count the same calls.
 		var attempts int64
 		if st != nil {
@@ -141,7 +149,7 @@ type callReport struct {
 	st   *callState // nil without the tap
 	ctx  context.Context
 	full string
-	line *methodLine
+	info *methodInfo
 }
 
 func (*callReport) PostMsgSend(any, error, time.Duration)    {}
@@ -156,9 +164,9 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 	}
 	code := status.Code(err)
 	ctx := r.ctx
-	r.l.ended(ctx, r.st, r.full, code, err, d)
+	r.l.ended(ctx, r.st, r.full, r.info, code, err, d)
 	level := slog.LevelDebug
-	if r.line.service != healthgrpc.Health_ServiceDesc.ServiceName {
+	if r.info.line.service != healthgrpc.Health_ServiceDesc.ServiceName {
 		level = slog.Level(r.l.level(code))
 	}
 	if !r.l.log.Enabled(ctx, level) {
@@ -166,7 +174,7 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 	}
 	// The framework measured d from the call's start: the start is now - d.
 	now := time.Now()
-	f := callFields{caller: stateCaller(ctx, r.st), method: r.line, start: r.l.starts.format(now.Add(-d)),
+	f := callFields{caller: stateCaller(ctx, r.st), method: r.info.line, start: r.l.starts.format(now.Add(-d)),
 		code: code.String(), took: d}
 	if r.st != nil {
 		f.attempts, f.hasAttempts = r.st.heygen.Attempts(), true
@@ -275,7 +283,7 @@ type guard struct {
 // unary is the guard's unary interceptor.
 func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	st := callStateFrom(ctx)
-	if service, _ := splitMethod(info.FullMethod); !isOpenService(service) {
+	if !isOpenCall(st, info.FullMethod) {
 		if err := g.admit(ctx, st); err != nil {
 			return nil, toStatus(ctx, err)
 		}
@@ -301,7 +309,7 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	if st != nil {
 		defer st.handled()
 	}
-	if service, _ := splitMethod(info.FullMethod); !isOpenService(service) {
+	if !isOpenCall(st, info.FullMethod) {
 		if err := g.admit(ctx, st); err != nil {
 			return toStatus(ctx, err)
 		}
@@ -338,6 +346,16 @@ func callerPointer(st *callState) *string {
 		return nil
 	}
 	return st.caller.Load()
+}
+
+// isOpenCall reports whether a call is to an open service, from what the
+// tap found of its method when it has.
+func isOpenCall(st *callState, full string) bool {
+	if st != nil && st.info != nil {
+		return st.info.open
+	}
+	service, _ := splitMethod(full)
+	return isOpenService(service)
 }
 
 func isOpenService(service string) bool {

@@ -305,8 +305,8 @@ func splitMethod(full string) (service, method string) {
 	return "", full
 }
 
-func (m *Metrics) rpcStarted(full string) {
-	l := m.labels(full)
+// startedFor counts a call's start in a method's series.
+func (m *Metrics) startedFor(l *methodLabels) {
 	if l.started != nil {
 		l.started.Inc()
 		return
@@ -314,8 +314,8 @@ func (m *Metrics) rpcStarted(full string) {
 	m.rpcStartedTotal.WithLabelValues(l.typ, l.service, l.method).Inc()
 }
 
-func (m *Metrics) rpcHandled(full string, code codes.Code, d time.Duration, caller string) {
-	l := m.labels(full)
+// handledFor counts a call's end in a method's series.
+func (m *Metrics) handledFor(l *methodLabels, code codes.Code, d time.Duration, caller string) {
 	if caller == "" {
 		caller = "unauthenticated"
 	}

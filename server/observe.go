@@ -62,10 +62,18 @@ func (l *callRecorder) unseenFailure(ctx context.Context, st *callState, full st
 	if !ok {
 		s = status.FromContextError(err)
 	}
-	if l.metrics != nil {
-		l.metrics.rpcStarted(full)
+	info := st.info
+	if info == nil {
+		service, method := splitMethod(full)
+		info = &methodInfo{open: isOpenService(service), line: newMethodLine(service, method, "unary")}
+		if l.metrics != nil {
+			info.labels = l.metrics.labels(full)
+		}
 	}
-	l.ended(ctx, st, full, s.Code(), s.Err(), d)
+	if l.metrics != nil {
+		l.metrics.startedFor(info.labels)
+	}
+	l.ended(ctx, st, full, info, s.Code(), s.Err(), d)
 	if l.unseen.allow() {
 		l.log.LogAttrs(ctx, slog.LevelWarn, "RPC failed before reaching the gateway's handlers",
 			slog.String("grpc.method", full), slog.String("grpc.code", s.Code().String()),

@@ -248,7 +248,7 @@ func New(opts Options) (*Server, error) {
 			maxStreams:     int64(limits.MaxStreams),
 			maxWatches:     int64(limits.MaxWatchStreams),
 			defaultTimeout: opts.DefaultTimeout,
-			methods:        map[string]bool{},
+			methods:        map[string]*methodInfo{},
 			metrics:        opts.Metrics,
 			log:            opts.Logger,
 		},
@@ -321,11 +321,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Reflection {
 		reflection.Register(reg)
 	}
-	for full, typ := range methodTypes(gs) {
-		l.adm.methods[full] = typ != "unary"
-	}
 	if opts.Metrics != nil {
 		opts.Metrics.initialize(gs)
+	}
+	for full, typ := range methodTypes(gs) {
+		l.adm.methods[full] = newMethodInfo(full, typ, opts.Metrics)
 	}
 	return s, nil
 }
@@ -360,11 +360,10 @@ func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 // grpc.ServiceRegistrar.
 func (s *Server) RegisterService(sd *grpc.ServiceDesc, impl any) {
 	observedRegistrar{gs: s.grpc, rec: s.layers.rec}.RegisterService(sd, impl)
-	for _, m := range sd.Methods {
-		s.layers.adm.methods["/"+sd.ServiceName+"/"+m.MethodName] = false
-	}
-	for _, st := range sd.Streams {
-		s.layers.adm.methods["/"+sd.ServiceName+"/"+st.StreamName] = true
+	for full, typ := range methodTypes(s.grpc) {
+		if s.layers.adm.methods[full] == nil {
+			s.layers.adm.methods[full] = newMethodInfo(full, typ, s.metrics)
+		}
 	}
 }
 
