@@ -108,14 +108,17 @@ func callerOrUnauthenticated(caller string) string {
 // setCaller records the call's caller.
 func (s *callState) setCaller(c string) { s.caller.Store(&c) }
 
-func callerOf(ctx context.Context) string {
-	if s := callStateFrom(ctx); s != nil {
+// who is the call's caller, "" when none is known (s may be nil).
+func (s *callState) who() string {
+	if s != nil {
 		if c := s.caller.Load(); c != nil {
 			return *c
 		}
 	}
 	return ""
 }
+
+func callerOf(ctx context.Context) string { return callStateFrom(ctx).who() }
 
 // sampler allows one event per second and counts the others.
 type sampler struct {
@@ -292,13 +295,13 @@ type admission struct {
 // holds a lock while it runs.
 func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
 	method := info.FullMethodName
-	service, _ := splitMethod(method)
-	st := &callState{method: method, counter: &a.active, stream: ctx}
+	mi := a.methods[method] // nil: not registered
+	st := &callState{method: method, info: mi, counter: &a.active, stream: ctx}
 	limit, what := a.maxStreams, "streams"
 	switch {
 	case method == healthWatchMethod:
 		st.counter, limit, what = &a.watches, a.maxWatches, "health Watch streams"
-	case isOpenService(service):
+	case isOpenCall(st, method):
 		st.counter, limit, what = &a.open, maxOpenStreams, "open streams"
 	default:
 		caller, err := a.auth.authenticate(ctx)
@@ -309,12 +312,10 @@ func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context,
 		st.callerName = caller
 		st.caller.Store(&st.callerName)
 	}
-	mi := a.methods[method]
 	if mi == nil {
 		// grpc-go answers UNIMPLEMENTED at once: nothing to hold or record.
 		return ctx, nil
 	}
-	st.info = mi
 	if !take(st.counter, limit) && (!a.live.sweepAtBound() || !take(st.counter, limit)) {
 		return nil, a.refuse(ctx, method, what, limit)
 	}

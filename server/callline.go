@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -149,26 +148,14 @@ func appendCallLine(b []byte, t time.Time, level slog.Level, f *callFields) ([]b
 	return append(b, "\"}\n"...), true
 }
 
-// lineSecond is the last second a line's time was written in: its text
-// to the second, and its zone.
-var lineSecond atomic.Pointer[secondParts]
-
-type secondParts struct {
-	unix       int64
-	loc        *time.Location
-	date, zone string // "2006-01-02T15:04:05", "Z07:00"
-}
+// lineSecond is the last second a line's time was written in.
+var lineSecond secondText
 
 // appendRFC3339Nano appends t as time.RFC3339Nano formats it, with the
 // part to the second and the zone written once per second: the calls of
 // a second share them.
 func appendRFC3339Nano(b []byte, t time.Time) []byte {
-	u, loc := t.Unix(), t.Location()
-	p := lineSecond.Load()
-	if p == nil || p.unix != u || p.loc != loc {
-		p = &secondParts{unix: u, loc: loc, date: t.Format("2006-01-02T15:04:05"), zone: t.Format("Z07:00")}
-		lineSecond.Store(p)
-	}
+	p := lineSecond.second(t)
 	b = append(b, p.date...)
 	if ns := t.Nanosecond(); ns != 0 {
 		var digits [9]byte

@@ -114,10 +114,10 @@ func (l *callRecorder) ClientReporter(ctx context.Context, _ interceptors.CallMe
 // ended records a finished call of a method in the metrics and the
 // caller's usage.
 func (l *callRecorder) ended(ctx context.Context, st *callState, full string, info *methodInfo, code codes.Code, err error, d time.Duration) {
-	caller := stateCaller(ctx, st)
+	caller := st.who()
 	if l.metrics != nil {
 		l.metrics.handledFor(info.labels, code, d, caller)
-		l.metrics.rpcFailed(full, err)
+		l.metrics.rpcFailed(info.labels, err)
 	}
 	if !info.open {
 		// GetUsage and the per-caller metrics count the same calls.
@@ -130,17 +130,6 @@ func (l *callRecorder) ended(ctx context.Context, st *callState, full string, in
 		l.usage.rpc(caller, full, code, attempts)
 		l.metrics.callerUsed(callerOrUnauthenticated(caller), attempts)
 	}
-}
-
-// stateCaller is the call's caller, from its state when it has one.
-func stateCaller(ctx context.Context, st *callState) string {
-	if st == nil {
-		return callerOf(ctx)
-	}
-	if c := st.caller.Load(); c != nil {
-		return *c
-	}
-	return ""
 }
 
 // callReport is one call's reporter.
@@ -174,7 +163,7 @@ func (r *callReport) PostCall(err error, d time.Duration) {
 	}
 	// The framework measured d from the call's start: the start is now - d.
 	now := time.Now()
-	f := callFields{caller: stateCaller(ctx, r.st), method: r.info.line, start: r.l.starts.format(now.Add(-d)),
+	f := callFields{caller: r.st.who(), method: r.info.line, start: r.l.starts.format(now.Add(-d)),
 		code: code.String(), took: d}
 	if r.st != nil {
 		f.attempts, f.hasAttempts = r.st.heygen.Attempts(), true
@@ -211,19 +200,24 @@ type secondText struct {
 }
 
 type formattedSecond struct {
-	unix int64
-	loc  *time.Location
-	text string
+	unix       int64
+	loc        *time.Location
+	date, zone string // "2006-01-02T15:04:05", "Z07:00"
+	text       string // date + zone: RFC 3339
 }
 
-func (c *secondText) format(t time.Time) string {
+func (c *secondText) format(t time.Time) string { return c.second(t).text }
+
+// second returns t's second, formatted.
+func (c *secondText) second(t time.Time) *formattedSecond {
 	u, loc := t.Unix(), t.Location()
 	if f := c.last.Load(); f != nil && f.unix == u && f.loc == loc {
-		return f.text
+		return f
 	}
-	f := &formattedSecond{unix: u, loc: loc, text: t.Format(time.RFC3339)}
+	f := &formattedSecond{unix: u, loc: loc, date: t.Format("2006-01-02T15:04:05"), zone: t.Format("Z07:00")}
+	f.text = f.date + f.zone
 	c.last.Store(f)
-	return f.text
+	return f
 }
 
 // peerAddress is the caller's address as peer.Addr.String() gives it (the
@@ -320,10 +314,8 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 // admit authenticates the call's caller, unless the tap has, and applies
 // the caller's rate limit.
 func (g *guard) admit(ctx context.Context, st *callState) error {
-	var caller string
-	if c := callerPointer(st); c != nil {
-		caller = *c
-	} else {
+	caller := st.who()
+	if caller == "" {
 		var err error
 		if caller, err = g.auth.authenticate(ctx); err != nil {
 			return err
@@ -339,13 +331,6 @@ func (g *guard) admit(ctx context.Context, st *callState) error {
 		}
 	}
 	return nil
-}
-
-func callerPointer(st *callState) *string {
-	if st == nil {
-		return nil
-	}
-	return st.caller.Load()
 }
 
 // isOpenCall reports whether a call is to an open service, from what the

@@ -65,7 +65,7 @@ func (m *Metrics) setUpstreamState(state upstreamState) {
 }
 
 // rpcFailed counts a failed RPC by its ErrorInfo reason.
-func (m *Metrics) rpcFailed(full string, err error) {
+func (m *Metrics) rpcFailed(l *methodLabels, err error) {
 	if m == nil || err == nil {
 		return
 	}
@@ -80,6 +80,5 @@ func (m *Metrics) rpcFailed(full string, err error) {
 			break
 		}
 	}
-	l := m.labels(full)
 	m.rpcErrors.WithLabelValues(l.service, l.method, st.Code().String(), reason).Inc()
 }

@@ -63,12 +63,8 @@ func (l *callRecorder) unseenFailure(ctx context.Context, st *callState, full st
 		s = status.FromContextError(err)
 	}
 	info := st.info
-	if info == nil {
-		service, method := splitMethod(full)
-		info = &methodInfo{open: isOpenService(service), line: newMethodLine(service, method, "unary")}
-		if l.metrics != nil {
-			info.labels = l.metrics.labels(full)
-		}
+	if info == nil { // a state built without the tap (tests)
+		info = newMethodInfo(full, "unary", l.metrics)
 	}
 	if l.metrics != nil {
 		l.metrics.startedFor(info.labels)
