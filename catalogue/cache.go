@@ -510,28 +510,29 @@ func eachPage[X any](ctx context.Context, name string, page func(context.Context
 	}
 }
 
-// current returns a usable snapshot and whether it is fresh. With no
+// current returns a usable snapshot and the Meta of an answer from it
+// (whether it is fresh, its age: the clock is read once). With no
 // snapshot yet it waits for a crawl (shared by every waiting caller),
 // unless the last crawl failed and its backoff has not ended: then it
 // returns that failure at once (a *ColdError) and sends nothing. Past the
 // maximum staleness it returns the last crawl's error (a *StaleError).
-func (c *Cache[T, K, F]) current(ctx context.Context) (*Snapshot[T, K], Source, error) {
+func (c *Cache[T, K, F]) current(ctx context.Context) (*Snapshot[T, K], Meta, error) {
 	snap := c.snap.Load()
 	if snap == nil {
 		c.mu.Lock()
 		lastErr, wait := c.lastErr, c.retryAt.Sub(c.opts.Now())
 		c.mu.Unlock()
 		if lastErr != nil && wait > 0 {
-			return nil, "", &ColdError{Resource: c.res.Name, Cause: lastErr, RetryAfter: wait}
+			return nil, Meta{}, &ColdError{Resource: c.res.Name, Cause: lastErr, RetryAfter: wait}
 		}
 		if err := c.refresh(ctx); err != nil {
 			if ctx.Err() != nil {
-				return nil, "", ctx.Err()
+				return nil, Meta{}, ctx.Err()
 			}
-			return nil, "", &ColdError{Resource: c.res.Name, Cause: err, RetryAfter: max(c.untilRetry(), 0)}
+			return nil, Meta{}, &ColdError{Resource: c.res.Name, Cause: err, RetryAfter: max(c.untilRetry(), 0)}
 		}
 		if snap = c.snap.Load(); snap == nil {
-			return nil, "", errors.New("catalogue: crawl finished without a snapshot")
+			return nil, Meta{}, errors.New("catalogue: crawl finished without a snapshot")
 		}
 	}
 	age := c.opts.Now().Sub(snap.Built)
@@ -539,14 +540,14 @@ func (c *Cache[T, K, F]) current(ctx context.Context) (*Snapshot[T, K], Source, 
 		c.mu.Lock()
 		err := c.lastErr
 		c.mu.Unlock()
-		return nil, "", &StaleError{Resource: c.res.Name, Age: age, Max: c.opts.MaxStaleness, Cause: err}
+		return nil, Meta{}, &StaleError{Resource: c.res.Name, Age: age, Max: c.opts.MaxStaleness, Cause: err}
 	}
 	// A snapshot is fresh while it is within one refresh cycle (interval
 	// plus jitter); past that, refreshes are failing or late.
 	if age <= c.opts.RefreshInterval+c.opts.RefreshInterval/10 {
-		return snap, SourceFresh, nil
+		return snap, Meta{Source: SourceFresh, Age: max(age, 0), HasAge: true}, nil
 	}
-	return snap, SourceStale, nil
+	return snap, Meta{Source: SourceStale, Age: age, HasAge: true}, nil
 }
 
 func (c *Cache[T, K, F]) meta(snap *Snapshot[T, K], src Source) Meta {
@@ -677,7 +678,7 @@ func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSi
 	} else if page, ok, err := c.coldPage(ctx, f, pageSize); ok {
 		return page, err
 	}
-	snap, src, err := c.current(ctx)
+	snap, meta, err := c.current(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -690,7 +691,7 @@ func (c *Cache[T, K, F]) List(ctx context.Context, f F, pageToken string, pageSi
 		match = func(keys *K) bool { return spec.Match(f, keys) }
 	}
 	items, next := snap.page(match, group, after, pageSize)
-	page := &Page[T]{Items: items, Meta: c.meta(snap, src)}
+	page := &Page[T]{Items: items, Meta: meta}
 	if next != "" {
 		page.NextPageToken = EncodeToken(c.res.Kind, key, []byte(next))
 	}
@@ -724,7 +725,7 @@ func (c *Cache[T, K, F]) get(ctx context.Context, id string, encoded bool) (T, M
 		c.passed(err)
 		return item, meta, err
 	}
-	snap, src, err := c.current(ctx)
+	snap, meta, err := c.current(ctx)
 	var cold *ColdError
 	switch {
 	case errors.As(err, &cold):
@@ -732,14 +733,14 @@ func (c *Cache[T, K, F]) get(ctx context.Context, id string, encoded bool) (T, M
 	case err == nil:
 		if wire, changing, ok := snap.encoded(id); ok && !changing {
 			if encoded {
-				return wire, c.meta(snap, src), nil
+				return wire, meta, nil
 			}
 			if item, ok := snap.Get(id); ok {
-				return item, c.meta(snap, src), nil
+				return item, meta, nil
 			}
 		}
 		if item, ok := c.found.Get(id); ok && !c.changing(item) {
-			return item, c.meta(snap, src), nil
+			return item, meta, nil
 		}
 	case ctx.Err() != nil:
 		return zero, Meta{}, ctx.Err()

@@ -70,6 +70,9 @@ type callState struct {
 	// The stream's links in its shard of the streams holding a place.
 	shard      *liveShard
 	prev, next *callState
+	// ctx is the context the tap gives the call: kept here, so that the
+	// state and its context are one allocation.
+	ctx callContext
 }
 
 type callStateKey struct{}
@@ -325,7 +328,8 @@ func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context,
 	if _, ok := ctx.Deadline(); !ok && a.defaultTimeout > 0 && !mi.stream {
 		ctx, st.cancel = context.WithTimeout(ctx, a.defaultTimeout)
 	}
-	return &callContext{Context: ctx, st: st}, nil
+	st.ctx = callContext{Context: ctx, st: st}
+	return &st.ctx, nil
 }
 
 // callContext is a stream's context with its call's state, under the two

@@ -23,6 +23,7 @@ func TestAdmittedPlacesAndTheResponseContext(t *testing.T) {
 	a := &admission{maxStreams: 4, maxWatches: 1, defaultTimeout: time.Minute, methods: map[string]*methodInfo{method: newMethodInfo(method, "unary", nil)}}
 	rec := &callRecorder{log: slog.New(slog.DiscardHandler), level: codeToLevel, usage: newUsage()}
 	g := &guard{}
+	_, _ = interceptorChain(rec, g) // gives the guard its recovery links
 	info := &grpc.UnaryServerInfo{FullMethod: method}
 	generated := func(_ any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
 		if err := dec(nil); err != nil {

@@ -272,6 +272,11 @@ type guard struct {
 	limits   *rateLimiter
 	inflight *inflightLimiter
 	metrics  *Metrics
+	// recoverUnary and recoverStream are go-grpc-middleware's recovery
+	// interceptors, which the guard calls itself with the handler it was
+	// given, as the innermost link: see interceptorChain.
+	recoverUnary  grpc.UnaryServerInterceptor
+	recoverStream grpc.StreamServerInterceptor
 }
 
 // unary is the guard's unary interceptor.
@@ -290,7 +295,7 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 		}
 		defer g.inflight.release()
 	}
-	resp, err := handler(ctx, req)
+	resp, err := g.recoverUnary(ctx, req, info, handler)
 	return resp, toStatus(ctx, err)
 }
 
@@ -308,7 +313,7 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 			return toStatus(ctx, err)
 		}
 	}
-	return toStatus(ctx, handler(srv, ss))
+	return toStatus(ctx, g.recoverStream(srv, ss, info, handler))
 }
 
 // admit authenticates the call's caller, unless the tap has, and applies
@@ -360,19 +365,15 @@ func recoveryHandler(log *slog.Logger) recovery.RecoveryHandlerFuncContext {
 // the call recorder (metrics, usage, the log line), the guard (caller
 // admission, error mapping), and recovery (innermost, so a panic becomes
 // an error before the others see it). The stream bounds and the default
-// deadline are the tap's (admission.go). Three links, because grpc-go's
-// chain allocates a closure per link per call.
+// deadline are the tap's (admission.go). grpc-go's chain allocates a
+// closure per link per call, so the guard calls recovery itself, with the
+// handler it was given, rather than through the chain: the chain has two
+// links, and recovery still wraps the handler alone.
 func interceptorChain(rec *callRecorder, g *guard) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	recoveryOpt := recovery.WithRecoveryHandlerContext(recoveryHandler(rec.log))
-	unary := []grpc.UnaryServerInterceptor{
-		interceptors.UnaryServerInterceptor(rec),
-		g.unary,
-		recovery.UnaryServerInterceptor(recoveryOpt),
-	}
-	stream := []grpc.StreamServerInterceptor{
-		interceptors.StreamServerInterceptor(rec),
-		g.stream,
-		recovery.StreamServerInterceptor(recoveryOpt),
-	}
+	g.recoverUnary = recovery.UnaryServerInterceptor(recoveryOpt)
+	g.recoverStream = recovery.StreamServerInterceptor(recoveryOpt)
+	unary := []grpc.UnaryServerInterceptor{interceptors.UnaryServerInterceptor(rec), g.unary}
+	stream := []grpc.StreamServerInterceptor{interceptors.StreamServerInterceptor(rec), g.stream}
 	return unary, stream
 }

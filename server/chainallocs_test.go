@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/heygen-grpc/heygen-grpc/catalogue"
+)
+
+// chainAllocsPerCall bounds the allocations of one cached GetAvatar
+// through the gateway's machinery as BenchmarkChain runs it (the tap, the
+// method wrapper, the two-link chain, the freshness headers), the
+// benchmark's own stand-ins for grpc-go included. Measured: 16. Each one
+// more is about 1% of the call's server CPU on this machine, garbage
+// collection included (bench/RESULTS.md).
+const chainAllocsPerCall = 16
+
+// TestChainAllocationsPerCall keeps the gateway's per-call allocations at
+// the measured count: a context layer, a chain link or a header copy
+// added back fails it.
+func TestChainAllocationsPerCall(t *testing.T) {
+	if raceDetector {
+		t.Skip("the race detector drops pooled buffers at random; scripts/test.sh runs this test without it")
+	}
+	w := loadWorld(t)
+	cfg := benchConfigs[0] // demo: no tokens, no metrics
+	cb := newChainBench(t, w, cfg)
+	var get benchRPC
+	for _, rpc := range benchRPCs {
+		if rpc.name == "get" {
+			get = rpc
+		}
+	}
+	resp := prepared(t, w, get)
+	base := peer.NewContext(metadata.NewIncomingContext(context.Background(), metadata.MD{}),
+		&peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}})
+	base, cancel := context.WithTimeout(base, time.Hour)
+	defer cancel()
+	meta := catalogue.Meta{Source: catalogue.SourceFresh, Age: 42 * time.Second, HasAge: true}
+	handler := func(ctx context.Context, _ any) (any, error) {
+		cb.srv.answered(ctx, meta)
+		return resp, nil
+	}
+	req := get.request(w)
+	call := func() {
+		if err := cb.call(base, get.method, cb.info[get.name], req, handler); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call() // warm: the method's cached parts, the pools
+	if n := testing.AllocsPerRun(500, call); n > chainAllocsPerCall {
+		t.Fatalf("a cached GetAvatar allocates %.1f times in the gateway's machinery, want at most %d", n, chainAllocsPerCall)
+	}
+}
