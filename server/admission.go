@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
@@ -55,6 +56,10 @@ type callState struct {
 	// report is the call reporter's per-call state, kept here so that it
 	// costs no allocation of its own.
 	report callReport
+	// header is the response header metadata the handler left for the
+	// call reporter to send (Server.answered); nil: none. It is shared
+	// between calls and only read.
+	header metadata.MD
 
 	// counter is the pool the stream holds a place in, until released.
 	counter  *atomic.Int64

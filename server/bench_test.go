@@ -325,8 +325,20 @@ func (s *benchStream) SetHeader(md metadata.MD) error {
 	return nil
 }
 
-func (s *benchStream) SendHeader(md metadata.MD) error { return s.SetHeader(md) }
-func (s *benchStream) SetTrailer(metadata.MD) error    { return nil }
+// SendHeader takes md as the stream's headers when it has none yet, as
+// grpc-go's does (and writes them).
+func (s *benchStream) SendHeader(md metadata.MD) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.header.Len() > 0 {
+		s.header = metadata.Join(s.header, md)
+	} else {
+		s.header = md
+	}
+	return nil
+}
+
+func (s *benchStream) SetTrailer(metadata.MD) error { return nil }
 
 // BenchmarkChain measures the gateway's own per-call cost around a
 // handler that returns a prepared response (the cached page, the voice

@@ -144,10 +144,21 @@ type callReport struct {
 func (*callReport) PostMsgSend(any, error, time.Duration)    {}
 func (*callReport) PostMsgReceive(any, error, time.Duration) {}
 
-// PostCall records the call, and writes its line with the fields in the
+// PostCall records the call and writes its line (record), then sends the
+// response headers the handler left in the call's state, if any: last, so
+// that grpc-go writes the response right after them, as it writes the
+// headers it holds together with the response.
+func (r *callReport) PostCall(err error, d time.Duration) {
+	r.record(err, d)
+	if r.st != nil && r.st.header != nil {
+		_ = grpc.SendHeader(r.ctx, r.st.header) // advisory, as in Server.answered
+	}
+}
+
+// record records the call, and writes its line with the fields in the
 // provider's order: those from the context (caller, heygen.attempts), the
 // call's, then its outcome.
-func (r *callReport) PostCall(err error, d time.Duration) {
+func (r *callReport) record(err error, d time.Duration) {
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}

@@ -92,9 +92,21 @@ func (c *checks) text(field, v string) {
 // answered sends the header metadata that says where an answer came from
 // and counts the read. The headers are advisory: a failure to send them
 // (the stream is gone) is not an error for the call.
+//
+// In a unary call the call recorder runs in, the headers are left in the
+// call's state and the recorder sends them as the call ends, right before
+// grpc-go writes the response (callReport.PostCall). grpc.SetHeader would
+// copy them into a new map (metadata.Join: a map and a slice per key, about
+// 0.8 µs of a cached GetAvatar's server CPU), while sending them as the
+// stream's first headers takes the prepared metadata as it is.
 func (s *Server) answered(ctx context.Context, m catalogue.Meta) {
 	s.metrics.catalogueRead(m.Source)
-	_ = grpc.SetHeader(ctx, s.freshness.header(m))
+	md := s.freshness.header(m)
+	if st := callStateFrom(ctx); st != nil && st.info != nil && !st.info.stream && st.seen.Load() {
+		st.header = md
+		return
+	}
+	_ = grpc.SetHeader(ctx, md)
 }
 
 // freshnessHeaders reuses the header metadata of the last answer while
