@@ -89,27 +89,35 @@ func (r *runner) cpuConfig(config string) error {
 	for round := 1; round <= r.o.rounds; round++ {
 		for _, rpc := range rpcs {
 			_, other := r.waitQuiet()
-			order := []string{"gateway", "reference"}
+			first, second := "gateway", "reference"
 			if round%2 == 0 {
-				order = []string{"reference", "gateway"}
+				first, second = second, first
 			}
 			n := int(float64(callsPerRun[rpc.key]) * r.o.scale)
-			logf("%s round %d/%d: %s, %d calls each, %s first (other load %.2f cores)", config, round, r.o.rounds, rpc.name, n, order[0], other)
-			for i, srv := range order {
-				s := servers[srv]
-				args := []string{"-n", strconv.Itoa(n), "-c", strconv.Itoa(r.o.concurrency), "-connections", strconv.Itoa(r.o.connections),
-					"-warmup", "1s", "-avatar-id", avatarID}
-				if gw.token != "" {
-					args = append(args, "-token", gw.token)
-				}
-				rep, err := r.load(fmt.Sprintf("cpu-%s-%s-%s-r%d", config, rpc.key, srv, round), s.addr, rpc.key, s.pid, args...)
-				if err != nil {
-					return err
-				}
-				r.res.CPU = append(r.res.CPU, cpuRun(config, rpc.key, srv, round, i == 0, other, rep))
-				if rep.Errors > 0 {
-					r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s %s %s round %d: %d of %d calls failed: %v", config, rpc.name, srv, round,
-						rep.Errors, rep.Requests, rep.ErrorKinds))
+			logf("%s round %d/%d: %s, %d calls each in %d segments, interleaved, %s first (other load %.2f cores)", config, round, r.o.rounds,
+				rpc.name, n, cpuSegments, first, other)
+			a, b := servers[first], servers[second]
+			args := []string{"-n", strconv.Itoa(n), "-c", strconv.Itoa(r.o.concurrency), "-connections", strconv.Itoa(r.o.connections),
+				"-warmup", "1s", "-avatar-id", avatarID, "-vs", b.addr, "-vs-pid", strconv.Itoa(b.pid), "-segment", strconv.Itoa(max(n/cpuSegments, 1))}
+			if gw.token != "" {
+				args = append(args, "-token", gw.token)
+			}
+			rep, err := r.load(fmt.Sprintf("cpu-%s-%s-r%d", config, rpc.key, round), a.addr, rpc.key, a.pid, args...)
+			if err != nil {
+				return err
+			}
+			if rep.Versus == nil {
+				return fmt.Errorf("%s %s round %d: grpcload reported no second server", config, rpc.name, round)
+			}
+			for _, m := range []struct {
+				srv   string
+				first bool
+				rep   *loadstat.Report
+			}{{first, true, rep}, {second, false, rep.Versus}} {
+				r.res.CPU = append(r.res.CPU, cpuRun(config, rpc.key, m.srv, round, m.first, other, m.rep))
+				if m.rep.Errors > 0 {
+					r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s %s %s round %d: %d of %d calls failed: %v", config, rpc.name, m.srv, round,
+						m.rep.Errors, m.rep.Requests, m.rep.ErrorKinds))
 				}
 			}
 		}

@@ -320,11 +320,14 @@ func cpuSection(b *strings.Builder, r *Results) {
 	}
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("## 1. Server CPU per call: the gateway against a bare reference\n\n")
-	w("Each measurement is a fixed number of calls (after a 1 s warm-up) from `bench/grpcload` (%d callers on %d connections, "+
-		"pre-encoded requests, responses not decoded, pinned to CPU 1) to one server pinned to CPU 0; the server's CPU time "+
-		"(user + system) over those calls divided by their number is its CPU per call, whichever side was the bottleneck. "+
-		"Rounds alternate the order (gateway first in odd rounds, the reference first in even ones); the ratio is the median "+
-		"of the rounds' gateway / reference ratios.\n\n", r.Meta.Concurrency, r.Meta.Connections)
+	w("Each round measures the gateway and the reference in one `bench/grpcload` run (%d callers on %d connections, "+
+		"pre-encoded requests, responses not decoded, pinned to CPU 1; both servers pinned to CPU 0): after a 1 s warm-up of "+
+		"each, both get the same fixed number of calls, in %d segments each that alternate between them (A B B A A B ...; "+
+		"the gateway takes the first segment in odd rounds, the reference in even ones), so that both work under the same "+
+		"conditions, a fraction of a second apart, and the noise of this shared machine falls on both alike. A server's CPU "+
+		"time over its segments (its threads' run times, user + system, to the nanosecond) divided by its calls is its CPU "+
+		"per call, whichever side was the bottleneck. The ratio is the median of the rounds' gateway / reference ratios.\n\n",
+		r.Meta.Concurrency, r.Meta.Connections, cpuSegments)
 	w("The reference (`bench/bareserver`) is a bare grpc-go server with the gateway's transport options " +
 		"(`server.TransportOptions`: the same stream worker pool and bounds), the stock health service, and no interceptors, " +
 		"stats handler, tap, logging or lookup. It answers every call with the gateway's own response, copied at startup and " +
@@ -353,12 +356,12 @@ func cpuSection(b *strings.Builder, r *Results) {
 			f2(median(gcores))+" / "+f2(median(rcores)))
 	}
 	w("%s\n", t)
-	d := &table{head: []string{"Config", "RPC", "Round", "Server", "Order", "Calls", "Errors", "Calls/s", "p50 ms", "p99 ms", "Server CPU s", "µs/call",
+	d := &table{head: []string{"Config", "RPC", "Round", "Server", "First segment", "Calls", "Errors", "Calls/s", "p50 ms", "p99 ms", "Server CPU s", "µs/call",
 		"Client CPU s", "Other CPU (cores)"}}
 	for _, c := range r.CPU {
-		order := "second"
+		order := "no"
 		if c.First {
-			order = "first"
+			order = "yes"
 		}
 		d.add(c.Config, c.RPC, strconv.Itoa(c.Round), c.Server, order, strconv.Itoa(c.Calls), strconv.Itoa(c.Errors), f0(c.RPS), f2(c.P50MS), f2(c.P99MS),
 			f2(c.ServerS), f1(c.MicrosPerCall()), f2(c.ClientS), f2(c.OtherCores()))

@@ -52,7 +52,7 @@ type CPURun struct {
 	RPC    string  `json:"rpc"`    // list, get, voices, health
 	Server string  `json:"server"` // gateway, reference
 	Round  int     `json:"round"`
-	First  bool    `json:"first"` // measured first in its round
+	First  bool    `json:"first"` // took the round's first segment
 	Calls  int     `json:"calls"`
 	Errors int     `json:"errors"`
 	RPS    float64 `json:"rps"`

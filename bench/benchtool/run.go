@@ -62,6 +62,11 @@ const (
 // of server CPU each on this machine (times -scale).
 var callsPerRun = map[string]int{"list": 30000, "get": 50000, "voices": 30000, "health": 60000}
 
+// cpuSegments is the number of segments a CPU measurement's calls to each
+// server are made in, alternating between the gateway and the reference
+// (grpcload -vs): about 0.15 s of server CPU each.
+const cpuSegments = 10
+
 // rpcs are the RPCs of the CPU part, with their names in the report.
 var rpcs = []struct{ key, name string }{
 	{"list", "ListAvatars"}, {"get", "GetAvatar"}, {"voices", "ListVoices"}, {"health", "Health/Check"},

@@ -14,6 +14,17 @@
 // it several times the server's CPU per call. Calls in flight when the
 // time is up are waited for and counted: there are no cut-off errors.
 //
+// With -vs, a second server is measured in the same run, interleaved: each
+// gets -n calls, in segments of -segment calls that alternate between the
+// two (A B B A A B ...), after each has had its warm-up. Both servers then
+// work under the same conditions, seconds apart at most, so the noise of
+// a shared machine (other tenants, frequency) falls on both alike; each
+// segment's server CPU is read from the threads' run times to the
+// nanosecond (procstat.ProcRuntime). The report is -addr's, with -vs's as
+// its "versus".
+//
+//	grpcload -addr 127.0.0.1:50051 -server-pid P1 -vs 127.0.0.1:50052 -vs-pid P2 -call get -n 50000 -segment 5000
+//
 // Calls: list (AvatarsService/ListAvatars {page_size}), get
 // (AvatarsService/GetAvatar {avatar_id}), voices (VoicesService/ListVoices
 // {page_size}), health (grpc.health.v1.Health/Check {}). -token sends
@@ -125,6 +136,9 @@ func run() error {
 	timeout := flag.Duration("timeout", 10*time.Second, "deadline of one call")
 	out := flag.String("o", "", "write the JSON report here instead of stdout")
 	serverPID := flag.Int("server-pid", 0, "report this process's CPU time (and the machine's) over the measured calls")
+	vs := flag.String("vs", "", "a second server (loopback host:port) measured interleaved with -addr, -n calls each (needs -n, -server-pid and -vs-pid)")
+	vsPID := flag.Int("vs-pid", 0, "pid of the -vs server")
+	segment := flag.Int("segment", 2000, "calls per segment with -vs")
 	flag.Parse()
 
 	if err := loopback.CheckAddr(*addr); err != nil {
@@ -134,58 +148,70 @@ func run() error {
 		*pageSize < 1 || *pageSize > 500 || *n < 0 || *n > 10_000_000 {
 		return errors.New("want 1 <= -c <= 1000, 1 <= -connections <= -c, 0 < -duration <= 5m, 1 <= -page-size <= 500, 0 <= -n <= 10M")
 	}
+	if *vs != "" {
+		if err := loopback.CheckAddr(*vs); err != nil {
+			return err
+		}
+		if *n == 0 || *serverPID <= 0 || *vsPID <= 0 || *segment < 1 || *segment > *n {
+			return errors.New("-vs needs -n, -server-pid and -vs-pid, and 1 <= -segment <= -n")
+		}
+	}
 	cl, ok := calls(*pageSize, *avatarID)[*name]
 	if !ok {
 		return fmt.Errorf("unknown -call %q: want list, get, voices or health", *name)
-	}
-
-	cs := make([]*grpc.ClientConn, *conns)
-	for i := range cs {
-		conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return err
-		}
-		defer func() { _ = conn.Close() }()
-		cs[i] = conn
 	}
 	base := context.Background()
 	if *token != "" {
 		base = metadata.AppendToOutgoingContext(base, "authorization", "Bearer "+*token)
 	}
-
-	// The first call decoded and checked; later ones only by size.
-	ctx, cancel := context.WithTimeout(base, *timeout)
-	first := cl.resp()
-	err := cs[0].Invoke(ctx, cl.method, cl.req, first)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("first %s: %w", cl.method, err)
-	}
-	if err := cl.check(first); err != nil {
-		return fmt.Errorf("first %s: %w", cl.method, err)
-	}
-	size := proto.Size(first)
 	reqBytes, err := proto.Marshal(cl.req)
 	if err != nil {
 		return err
 	}
 
-	invoke := func(conn *grpc.ClientConn) (int64, error) {
+	// dial connects to a server and makes its first call, decoded and
+	// checked; later calls are checked only by size.
+	dial := func(addr string, pid int) (*target, error) {
+		t := &target{addr: addr, pid: pid, conns: make([]*grpc.ClientConn, *conns)}
+		for i := range t.conns {
+			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return nil, err
+			}
+			t.conns[i] = conn
+		}
+		ctx, cancel := context.WithTimeout(base, *timeout)
+		defer cancel()
+		first := cl.resp()
+		if err := t.conns[0].Invoke(ctx, cl.method, cl.req, first); err != nil {
+			t.close()
+			return nil, fmt.Errorf("%s: first %s: %w", addr, cl.method, err)
+		}
+		if err := cl.check(first); err != nil {
+			t.close()
+			return nil, fmt.Errorf("%s: first %s: %w", addr, cl.method, err)
+		}
+		t.size = proto.Size(first)
+		t.rec = loadstat.NewRecorder(max(*n, 1<<16))
+		return t, nil
+	}
+
+	invoke := func(t *target, conn *grpc.ClientConn) (int64, error) {
 		ctx, cancel := context.WithTimeout(base, *timeout)
 		defer cancel()
 		var got int
 		if err := conn.Invoke(ctx, cl.method, &reqBytes, &got, grpc.ForceCodecV2(rawCodec{})); err != nil {
 			return 0, errors.New(status.Code(err).String())
 		}
-		if got != size {
-			return int64(got), fmt.Errorf("response of %d bytes, want %d", got, size)
+		if got != t.size {
+			return int64(got), fmt.Errorf("response of %d bytes, want %d", got, t.size)
 		}
 		return int64(got), nil
 	}
 
-	// phase runs the callers until d passes (d > 0) or total calls are
-	// made (total > 0).
-	phase := func(d time.Duration, total int64, rec *loadstat.Recorder) time.Duration {
+	// phase runs the callers against t until d passes (d > 0) or total
+	// calls are made (total > 0), recording them when rec is set.
+	phase := func(t *target, d time.Duration, total int64, rec *loadstat.Recorder) time.Duration {
 		var stop atomic.Bool
 		var left atomic.Int64
 		left.Store(total)
@@ -195,11 +221,11 @@ func run() error {
 			time.AfterFunc(d, func() { stop.Store(true) })
 		}
 		for i := range *c {
-			conn := cs[i%len(cs)]
+			conn := t.conns[i%len(t.conns)]
 			wg.Go(func() {
 				for !stop.Load() && (total == 0 || left.Add(-1) >= 0) {
 					t0 := time.Now()
-					n, err := invoke(conn)
+					n, err := invoke(t, conn)
 					if rec != nil {
 						rec.Add(time.Since(t0), n, err)
 					}
@@ -209,31 +235,156 @@ func run() error {
 		wg.Wait()
 		return time.Since(start)
 	}
+
+	a, err := dial(*addr, *serverPID)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if *vs == "" {
+		if *warmup > 0 {
+			phase(a, *warmup, 0, nil)
+		}
+		s0, err := procstat.Take(*serverPID)
+		if err != nil {
+			return err
+		}
+		var elapsed time.Duration
+		if *n > 0 {
+			elapsed = phase(a, 0, int64(*n), a.rec)
+		} else {
+			elapsed = phase(a, *duration, 0, a.rec)
+		}
+		s1, err := procstat.Take(*serverPID)
+		if err != nil {
+			return err
+		}
+		rep := a.rec.Report(*addr+" "+cl.method, *c, elapsed)
+		usage := procstat.Since(s0, s1)
+		rep.CPU = &usage
+		return finish(rep, *out)
+	}
+
+	b, err := dial(*vs, *vsPID)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	if b.size != a.size {
+		return fmt.Errorf("%s answers %d bytes and %s %d: the two servers must send the same response", *addr, a.size, *vs, b.size)
+	}
 	if *warmup > 0 {
-		phase(*warmup, 0, nil)
+		phase(a, *warmup, 0, nil)
+		phase(b, *warmup, 0, nil)
 	}
-	rec := loadstat.NewRecorder(max(*n, 1<<16))
-	s0, err := procstat.Take(*serverPID)
+	// A B B A A B ...: each server goes first in half of the pairs.
+	segments := 0
+	for i := 0; a.done < *n || b.done < *n; i++ {
+		t := a
+		if (i+1)/2%2 == 1 {
+			t = b
+		}
+		if t.done >= *n {
+			continue
+		}
+		k := min(*segment, *n-t.done)
+		if err := t.measure(func() { t.elapsed += phase(t, 0, int64(k), t.rec) }); err != nil {
+			return err
+		}
+		t.done += k
+		segments++
+	}
+	rep := a.report(cl.method, *c)
+	rep.Segments = segments
+	vrep := b.report(cl.method, *c)
+	vrep.Segments = segments
+	rep.Versus = &vrep
+	return finish(rep, *out)
+}
+
+// target is a server under load, with its connections and what was
+// measured of it.
+type target struct {
+	addr    string
+	pid     int
+	conns   []*grpc.ClientConn
+	size    int // the response's size
+	rec     *loadstat.Recorder
+	done    int // measured calls made
+	elapsed time.Duration
+	usage   procstat.Usage
+}
+
+func (t *target) close() {
+	for _, c := range t.conns {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
+
+// measure runs f and adds what it used to t's usage, the server's CPU
+// from its threads' run times. The server's CPU is read once it has gone
+// idle after the calls (settle), so that what the calls left it to do (the
+// end of a garbage collection, sweeping) is counted to it and not lost
+// while the other server is loaded.
+func (t *target) measure(f func()) error {
+	r0, err := procstat.ProcRuntime(t.pid)
 	if err != nil {
 		return err
 	}
-	var elapsed time.Duration
-	if *n > 0 {
-		elapsed = phase(0, int64(*n), rec)
-	} else {
-		elapsed = phase(*duration, 0, rec)
-	}
-	s1, err := procstat.Take(*serverPID)
+	s0, err := procstat.Take(0)
 	if err != nil {
 		return err
 	}
-	rep := rec.Report(*addr+" "+cl.method, *c, elapsed)
-	usage := procstat.Since(s0, s1)
+	f()
+	s1, err := procstat.Take(0)
+	if err != nil {
+		return err
+	}
+	r1, err := settle(t.pid)
+	if err != nil {
+		return err
+	}
+	u := procstat.Since(s0, s1)
+	t.usage.WallS += u.WallS
+	t.usage.ClientS += u.ClientS
+	t.usage.MachineS += u.MachineS
+	t.usage.ServerS += (r1 - r0).Seconds()
+	return nil
+}
+
+// settle waits until pid has run less than 0.1 ms in 5 ms (idle but for
+// its timers), for at most 200 ms, and returns its threads' run time then.
+func settle(pid int) (time.Duration, error) {
+	r, err := procstat.ProcRuntime(pid)
+	for deadline := time.Now().Add(200 * time.Millisecond); err == nil && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		var next time.Duration
+		if next, err = procstat.ProcRuntime(pid); err == nil {
+			idle := next-r < 100*time.Microsecond
+			r = next
+			if idle {
+				break
+			}
+		}
+	}
+	return r, err
+}
+
+func (t *target) report(method string, c int) loadstat.Report {
+	rep := t.rec.Report(t.addr+" "+method, c, t.elapsed)
+	usage := t.usage
 	rep.CPU = &usage
-	if err := loadstat.Write("grpcload", rep, *out); err != nil {
+	return rep
+}
+
+// finish writes the report; a run in which no call succeeded fails.
+func finish(rep loadstat.Report, out string) error {
+	if err := loadstat.Write("grpcload", rep, out); err != nil {
 		return err
 	}
-	if rep.OK == 0 {
+	if rep.OK == 0 || (rep.Versus != nil && rep.Versus.OK == 0) {
 		return errors.New("no call succeeded")
 	}
 	return nil

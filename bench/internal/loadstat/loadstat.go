@@ -42,6 +42,10 @@ type Report struct {
 	// CPU is what the server (when its pid was given), this client and the
 	// whole machine used over the measured calls.
 	CPU *procstat.Usage `json:"cpu,omitempty"`
+	// Segments is the number of segments the calls were made in, when they
+	// alternated with those to another server (Versus: its report).
+	Segments int     `json:"segments,omitempty"`
+	Versus   *Report `json:"versus,omitempty"`
 }
 
 // Recorder collects call outcomes from many goroutines.

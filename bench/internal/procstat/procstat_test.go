@@ -34,6 +34,18 @@ func TestReadsThisProcess(t *testing.T) {
 	if u.ServerS < 0.25 || u.ServerS > u.ClientS+0.05 || u.ClientS < 0.3 || u.MachineS < 0.25 {
 		t.Errorf("after 0.3 s of CPU: /proc says %.2f s, getrusage %.2f s, the machine %.2f s busy", u.ServerS, u.ClientS, u.MachineS)
 	}
+	r0, err := ProcRuntime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spin(100 * time.Millisecond)
+	r1, err := ProcRuntime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := r1 - r0; d < 90*time.Millisecond || d > 400*time.Millisecond {
+		t.Errorf("after 0.1 s of CPU the threads' run time grew by %v", d)
+	}
 	rss, hwm, err := Memory(os.Getpid())
 	if err != nil || rss <= 0 || hwm < rss {
 		t.Errorf("memory: rss %d, hwm %d, %v", rss, hwm, err)
