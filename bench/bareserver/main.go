@@ -1,7 +1,9 @@
 // Command bareserver is the reference the gateway is measured against: a
 // bare grpc-go server with the gateway's own transport options
-// (server.TransportOptions: the same stream worker pool, the same bounds)
-// and no interceptors, no stats handler, no tap, no logging, no lookup.
+// (server.TransportOptions: the same stream worker pool, the same bounds),
+// the gateway's garbage collection (server.SetHeapFloor, with the same
+// default floor and the same GOGC override), and no interceptors, no stats
+// handler, no tap, no logging, no lookup.
 // It serves the standard health service and AvatarsService's ListAvatars
 // and GetAvatar and VoicesService's ListVoices, each answering one response
 // held in memory, with the gateway's encoding tricks: every avatar and
@@ -88,7 +90,12 @@ func run() error {
 	token := flag.String("token", "", "bearer token for the gateway, when it requires one")
 	wait := flag.Duration("wait", 60*time.Second, "how long to keep trying the gateway at startup")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the serving (from the first call copied to the stop) to this file")
+	heapFloor := flag.Int("gc-heap-floor-mib", server.DefaultHeapFloorMiB, "the gateway's -gc-heap-floor-mib: the reference collects garbage as the gateway does")
 	flag.Parse()
+	if *heapFloor < 0 {
+		return fmt.Errorf("invalid -gc-heap-floor-mib %d", *heapFloor)
+	}
+	defer server.SetHeapFloor(*heapFloor, os.Getenv("GOGC"))()
 	for _, a := range []string{*addr, *from} {
 		if err := loopback.CheckAddr(a); err != nil {
 			return err

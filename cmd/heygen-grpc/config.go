@@ -87,6 +87,7 @@ type config struct {
 	metricsAddr          string
 	pprof                bool
 	otlpEndpoint         string
+	heapFloorMiB         int
 
 	accountCacheTTL     time.Duration
 	lowBalanceThreshold float64
@@ -258,6 +259,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	str(&budget, "heygen-retry-budget", "HEYGEN_RETRY_BUDGET", "0.1", "most retries as a fraction of HeyGen calls over a 10 s window; 0 disables retries' budget")
 	str(&c.metricsAddr, "metrics-addr", "METRICS_ADDR", "", "serve Prometheus metrics on this address at /metrics (e.g. 127.0.0.1:9090); empty disables")
 	boolean(&c.pprof, "pprof", "PPROF_ENABLED", false, "serve net/http/pprof on the metrics address")
+	integer(&c.heapFloorMiB, "gc-heap-floor-mib", "GC_HEAP_FLOOR_MIB", server.DefaultHeapFloorMiB, "let the Go heap grow to this many MiB between garbage collections (past half of it, Go's default GOGC=100 applies); 0, or GOGC in the environment, leaves Go's collector alone")
 	str(&c.otlpEndpoint, "otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "", "export OpenTelemetry traces over OTLP/gRPC to this endpoint (host:port or URL); empty disables tracing")
 	dur(&c.accountCacheTTL, "account-cache-ttl", "ACCOUNT_CACHE_TTL", server.DefaultAccountCacheTTL, "how long GetAccount answers from its last reading of the account (the health probe also refreshes it)")
 	var lowBalance, adminCallers string
@@ -360,6 +362,8 @@ func (c *config) validate() error {
 		return configErrorf("-max-in-flight, -heygen-max-concurrent, -heygen-breaker-failures and -catalogue-cold-passthrough must not be negative")
 	case c.videoCreateMaxConc < 0 || c.videoMaxWatches < 0 || c.videoMaxWatchesPer < 0:
 		return configErrorf("-video-create-max-concurrent, -video-max-watches and -video-max-watches-per-caller must not be negative (0 disables)")
+	case c.heapFloorMiB < 0 || c.heapFloorMiB > 1<<20:
+		return configErrorf("invalid -gc-heap-floor-mib %d: must be between 0 (off) and %d", c.heapFloorMiB, 1<<20)
 	case c.videoPollMaxInterval < c.videoPollInterval:
 		return configErrorf("invalid -video-poll-max-interval %s: must not be below -video-poll-interval %s", c.videoPollMaxInterval, c.videoPollInterval)
 	}

@@ -62,6 +62,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logOut := newLogOutput(stderr)
 	defer func() { _ = logOut.Close() }() // deferred first, so run last: every line is written
 	log := newLogger(cfg, logOut)
+	// The Go runtime reads GOGC from the process's environment only (not
+	// from a .env file), so the operator's GOGC is looked up there.
+	gogc := getenv("GOGC")
+	defer server.SetHeapFloor(cfg.heapFloorMiB, gogc)()
 
 	apiKey, baseURL := cfg.apiKey, cfg.baseURL
 	var keyFile *watch.Files
@@ -287,7 +291,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { serveErr <- srv.Serve(lis) }()
 	log.Info("serving heygen.v1.AvatarsService", "addr", lis.Addr().String(), "demo", cfg.demo,
 		"reflection", cfg.reflection, "catalogue", cfg.catalogue, "tls", cfg.tlsCert != "", "mtls", cfg.tlsClientCA != "",
-		"caller_auth", auth != nil, "tracing", cfg.otlpEndpoint != "", "heygen_base_url", baseURL)
+		"caller_auth", auth != nil, "tracing", cfg.otlpEndpoint != "", "heygen_base_url", baseURL,
+		"gc_heap_floor_mib", heapFloorInEffect(cfg.heapFloorMiB, gogc))
 
 	select {
 	case err := <-serveErr:
@@ -432,4 +437,13 @@ func readableAttr(a slog.Attr) slog.Attr {
 		a.Value = v
 	}
 	return a
+}
+
+// heapFloorInEffect is the heap floor in MiB, for the log: 0 when GOGC in
+// the environment overrides it.
+func heapFloorInEffect(floorMiB int, gogc string) int {
+	if gogc != "" {
+		return 0
+	}
+	return floorMiB
 }

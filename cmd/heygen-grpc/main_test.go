@@ -70,7 +70,8 @@ func TestParseConfigDefaultsAndPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.addr != ":50051" || cfg.baseURL != "https://api.heygen.com" || !cfg.reflection || cfg.logFormat != "json" ||
-		cfg.probeInterval != 30*time.Second || cfg.retryMaxDelay != 30*time.Second || cfg.retryAttempts != 3 {
+		cfg.probeInterval != 30*time.Second || cfg.retryMaxDelay != 30*time.Second || cfg.retryAttempts != 3 ||
+		cfg.heapFloorMiB != 64 {
 		t.Errorf("defaults wrong: %+v", cfg)
 	}
 }
@@ -106,6 +107,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"poll max below poll", []string{"-video-poll-interval", "10s", "-video-poll-max-interval", "5s"}, key, "-video-poll-max-interval"},
 		{"zero heartbeat", []string{"-video-watch-heartbeat", "0s"}, key, "-video-watch-heartbeat"},
 		{"negative watches", []string{"-video-max-watches", "-1"}, key, "-video-max-watches"},
+		{"negative heap floor", []string{"-gc-heap-floor-mib", "-1"}, key, "-gc-heap-floor-mib"},
+		{"bad env heap floor", nil, map[string]string{"HEYGEN_API_KEY": "k", "GC_HEAP_FLOOR_MIB": "64MiB"}, "GC_HEAP_FLOOR_MIB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
