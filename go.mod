@@ -3,7 +3,6 @@ module github.com/heygen-grpc/heygen-grpc
 go 1.26.0
 
 require (
-	github.com/bytedance/gopkg v0.1.4
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/google/uuid v1.6.0

@@ -1,12 +1,10 @@
-package server_test
+package server
 
 import (
 	"runtime"
 	"runtime/metrics"
 	"testing"
 	"time"
-
-	"github.com/heygen-grpc/heygen-grpc/server"
 )
 
 // gogcPercent reads the collector's GOGC setting.
@@ -15,6 +13,23 @@ func gogcPercent(t *testing.T) uint64 {
 	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// TestHeapFloorPercent: GOGC lets the live heap grow to the floor, never
+// below Go's default nor above 10000.
+func TestHeapFloorPercent(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		floor, live uint64
+		want        int
+	}{
+		{64 * mib, 4 * mib, 1500}, {64 * mib, 8 * mib, 700}, {64 * mib, 31 * mib, 106},
+		{64 * mib, 32 * mib, 100}, {64 * mib, 60 * mib, 100}, {64 * mib, 0, 100}, {64 * mib, 1024, 10000},
+	} {
+		if got := heapFloorPercent(c.floor, c.live); got != c.want {
+			t.Errorf("floor %d, live %d: GOGC %d, want %d", c.floor, c.live, got, c.want)
+		}
+	}
 }
 
 // heapInUse reads the bytes of the heap's spans in use.
@@ -34,7 +49,7 @@ func TestHeapFloor(t *testing.T) {
 		floor int
 		gogc  string
 	}{{0, ""}, {1 << 10, "100"}} {
-		restore := server.SetHeapFloor(off.floor, off.gogc)
+		restore := SetHeapFloor(off.floor, off.gogc)
 		runtime.GC()
 		time.Sleep(50 * time.Millisecond) // the tuner runs after a collection
 		if p := gogcPercent(t); p != before {
@@ -45,7 +60,7 @@ func TestHeapFloor(t *testing.T) {
 
 	// A floor four times the heap in use: GOGC about 300 or more.
 	floor := 4*heapInUse() + 64<<20
-	restore := server.SetHeapFloor(int(floor>>20), "")
+	restore := SetHeapFloor(int(floor>>20), "")
 	var p uint64
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		runtime.GC()

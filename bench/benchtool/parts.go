@@ -82,47 +82,84 @@ func (r *runner) cpuConfig(config string) error {
 			return err
 		}
 	}
-	servers := map[string]struct {
-		addr string
-		pid  int
-	}{"gateway": {gw.addr, gw.pid()}, "reference": {refAddr, ref.pid()}}
+	servers := map[string]cpuServer{"gateway": {gw.addr, gw.pid()}, "reference": {refAddr, ref.pid()}}
+	// In demo, a second gateway without the heap floor, measured against
+	// the first on GetAvatar in every round.
+	var noFloor *gateway
+	if config == "demo" {
+		if noFloor, err = r.startGateway("gw-demo-nofloor", config, f, "-gc-heap-floor-mib", "0"); err != nil {
+			return err
+		}
+		if err := waitHealth(noFloor.addr, "heygen-grpc.catalogue", 2*time.Minute, noFloor.proc); err != nil {
+			return err
+		}
+		servers[noHeapFloor] = cpuServer{noFloor.addr, noFloor.pid()}
+	}
 	for round := 1; round <= r.o.rounds; round++ {
 		for _, rpc := range rpcs {
-			_, other := r.waitQuiet()
-			first, second := "gateway", "reference"
-			if round%2 == 0 {
-				first, second = second, first
-			}
-			n := int(float64(callsPerRun[rpc.key]) * r.o.scale)
-			logf("%s round %d/%d: %s, %d calls each in %d segments, interleaved, %s first (other load %.2f cores)", config, round, r.o.rounds,
-				rpc.name, n, cpuSegments, first, other)
-			a, b := servers[first], servers[second]
-			args := []string{"-n", strconv.Itoa(n), "-c", strconv.Itoa(r.o.concurrency), "-connections", strconv.Itoa(r.o.connections),
-				"-warmup", "1s", "-avatar-id", avatarID, "-vs", b.addr, "-vs-pid", strconv.Itoa(b.pid), "-segment", strconv.Itoa(max(n/cpuSegments, 1))}
-			if gw.token != "" {
-				args = append(args, "-token", gw.token)
-			}
-			rep, err := r.load(fmt.Sprintf("cpu-%s-%s-r%d", config, rpc.key, round), a.addr, rpc.key, a.pid, args...)
+			runs, err := r.interleaved(config, rpc.key, rpc.name, round, "gateway", "reference", servers, avatarID, gw.token)
 			if err != nil {
 				return err
 			}
-			if rep.Versus == nil {
-				return fmt.Errorf("%s %s round %d: grpcload reported no second server", config, rpc.name, round)
+			r.res.CPU = append(r.res.CPU, runs...)
+		}
+		if noFloor != nil {
+			runs, err := r.interleaved(config, "get", "GetAvatar", round, "gateway", noHeapFloor, servers, avatarID, gw.token)
+			if err != nil {
+				return err
 			}
-			for _, m := range []struct {
-				srv   string
-				first bool
-				rep   *loadstat.Report
-			}{{first, true, rep}, {second, false, rep.Versus}} {
-				r.res.CPU = append(r.res.CPU, cpuRun(config, rpc.key, m.srv, round, m.first, other, m.rep))
-				if m.rep.Errors > 0 {
-					r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s %s %s round %d: %d of %d calls failed: %v", config, rpc.name, m.srv, round,
-						m.rep.Errors, m.rep.Requests, m.rep.ErrorKinds))
-				}
-			}
+			r.res.HeapFloor = append(r.res.HeapFloor, runs...)
 		}
 	}
 	return nil
+}
+
+// noHeapFloor names the gateway run with -gc-heap-floor-mib 0.
+const noHeapFloor = "gateway, no heap floor"
+
+// cpuServer is a server of the CPU part.
+type cpuServer struct {
+	addr string
+	pid  int
+}
+
+// interleaved measures two servers (x, y) on one RPC in one grpcload -vs
+// run: x takes the first segment in odd rounds, y in even ones.
+func (r *runner) interleaved(config, rpcKey, rpcName string, round int, x, y string, servers map[string]cpuServer, avatarID, token string) ([]CPURun, error) {
+	_, other := r.waitQuiet()
+	first, second := x, y
+	if round%2 == 0 {
+		first, second = second, first
+	}
+	n := int(float64(callsPerRun[rpcKey]) * r.o.scale)
+	logf("%s round %d/%d: %s, %d calls each in %d segments, interleaved, %s first (other load %.2f cores)", config, round, r.o.rounds,
+		rpcName, n, cpuSegments, first, other)
+	a, b := servers[first], servers[second]
+	args := []string{"-n", strconv.Itoa(n), "-c", strconv.Itoa(r.o.concurrency), "-connections", strconv.Itoa(r.o.connections),
+		"-warmup", "1s", "-avatar-id", avatarID, "-vs", b.addr, "-vs-pid", strconv.Itoa(b.pid), "-segment", strconv.Itoa(max(n/cpuSegments, 1))}
+	if token != "" {
+		args = append(args, "-token", token)
+	}
+	rep, err := r.load(fmt.Sprintf("cpu-%s-%s-%s-r%d", config, rpcKey, strings.ReplaceAll(first+"-"+second, " ", "_"), round), a.addr, rpcKey, a.pid, args...)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Versus == nil {
+		return nil, fmt.Errorf("%s %s round %d: grpcload reported no second server", config, rpcName, round)
+	}
+	var runs []CPURun
+	for _, m := range []struct {
+		srv   string
+		first bool
+		rep   *loadstat.Report
+	}{{first, true, rep}, {second, false, rep.Versus}} {
+		runs = append(runs, cpuRun(config, rpcKey, m.srv, round, m.first, other, m.rep))
+		if m.rep.Errors > 0 {
+			r.res.Warnings = append(r.res.Warnings, fmt.Sprintf("%s %s %s round %d: %d of %d calls failed: %v", config, rpcName, m.srv, round,
+				m.rep.Errors, m.rep.Requests, m.rep.ErrorKinds))
+		}
+	}
+	return runs, nil
 }
 
 func cpuRun(config, rpc, srv string, round int, first bool, other float64, rep *loadstat.Report) CPURun {

@@ -356,9 +356,10 @@ func cpuSection(b *strings.Builder, r *Results) {
 			f2(median(gcores))+" / "+f2(median(rcores)))
 	}
 	w("%s\n", t)
+	heapFloorText(b, r)
 	d := &table{head: []string{"Config", "RPC", "Round", "Server", "First segment", "Calls", "Errors", "Calls/s", "p50 ms", "p99 ms", "Server CPU s", "µs/call",
 		"Client CPU s", "Other CPU (cores)"}}
-	for _, c := range r.CPU {
+	for _, c := range append(slices.Clone(r.CPU), r.HeapFloor...) {
 		order := "no"
 		if c.First {
 			order = "yes"
@@ -367,6 +368,34 @@ func cpuSection(b *strings.Builder, r *Results) {
 			f2(c.ServerS), f1(c.MicrosPerCall()), f2(c.ClientS), f2(c.OtherCores()))
 	}
 	w("<details><summary>Every CPU measurement</summary>\n\n%s\n</details>\n\n", d)
+}
+
+// heapFloorText reports the demo gateway's GetAvatar against the same
+// gateway without the heap floor.
+func heapFloorText(b *strings.Builder, r *Results) {
+	byRound := map[int][2]float64{}
+	for _, c := range r.HeapFloor {
+		p := byRound[c.Round]
+		if c.Server == "gateway" {
+			p[0] = c.MicrosPerCall()
+		} else {
+			p[1] = c.MicrosPerCall()
+		}
+		byRound[c.Round] = p
+	}
+	var with, without, ratios []float64
+	for _, p := range byRound {
+		if p[0] > 0 && p[1] > 0 {
+			with, without, ratios = append(with, p[0]), append(without, p[1]), append(ratios, p[1]/p[0])
+		}
+	}
+	if len(ratios) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "**The heap floor** (demo, GetAvatar, in every round: the gateway against the same gateway started with "+
+		"`-gc-heap-floor-mib 0`, interleaved as above): %s µs per call with the default 64 MiB floor (%s), %s µs without it (%s); "+
+		"without / with **%s** (%s), the CPU the floor saves.\n\n",
+		f1(median(with)), rangeText(with, f1), f1(median(without)), rangeText(without, f1), f2(median(ratios)), rangeText(ratios, f2))
 }
 
 func directSection(b *strings.Builder, r *Results) {

@@ -3,9 +3,12 @@ package main
 // Results is everything a run measured; the report is written from it
 // (and can be rewritten from its JSON with `benchtool report`).
 type Results struct {
-	Meta        Meta         `json:"meta"`
-	PartSeconds []PartTime   `json:"part_seconds"`
-	CPU         []CPURun     `json:"cpu,omitempty"`
+	Meta        Meta       `json:"meta"`
+	PartSeconds []PartTime `json:"part_seconds"`
+	CPU         []CPURun   `json:"cpu,omitempty"`
+	// HeapFloor: GetAvatar on the demo gateway against the same gateway
+	// without the heap floor, interleaved, in every round of the CPU part.
+	HeapFloor   []CPURun     `json:"heap_floor,omitempty"`
 	Reference   []string     `json:"reference,omitempty"` // the reference servers' startup lines
 	Direct      *Direct      `json:"direct,omitempty"`
 	Cold        []ColdRun    `json:"cold,omitempty"`
