@@ -194,6 +194,8 @@ type logRecord struct {
 	Service string    `json:"grpc.service"`
 	Method  string    `json:"grpc.method"`
 	Code    string    `json:"grpc.code"`
+	// GCHeapFloorMiB is the serving line's heap floor in effect.
+	GCHeapFloorMiB int `json:"gc_heap_floor_mib"`
 }
 
 // logs returns the server's JSON log records so far (other lines skipped).

@@ -20,12 +20,15 @@ const heapFloorMaxPercent = 10000
 var heapFloor struct {
 	sync.Mutex
 	tuner *heapTuner // nil: off
+	prev  int        // GOGC before the first tuner: what restore puts back
 }
 
 // SetHeapFloor lets the Go heap grow to floorMiB MiB between collections,
 // and collects as Go does by default (GOGC=100: when the heap has
 // doubled) once the live heap is past half of it. It returns a function
-// that stops the tuning and puts the collector's previous setting back.
+// that stops the tuning and puts the collector's setting from before any
+// floor back (the last floor set in a process wins; restoring an earlier
+// one does nothing).
 // A floor of 0 leaves the collector alone, and so does GOGC in the
 // environment (gogc is its value, "" when unset): the operator's choice
 // wins.
@@ -56,9 +59,14 @@ func SetHeapFloor(floorMiB int, gogc string) (restore func()) {
 	defer heapFloor.Unlock()
 	if heapFloor.tuner != nil { // one tuner a process: the last floor wins
 		heapFloor.tuner.stopped.Store(true)
+	} else {
+		prev := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(prev)
+		heapFloor.prev = 100
+		if p := prev[0].Value.Uint64(); p <= math.MaxInt32 {
+			heapFloor.prev = int(p)
+		}
 	}
-	prev := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-	metrics.Read(prev)
 	t := &heapTuner{floor: uint64(floorMiB) << 20}
 	heapFloor.tuner = t
 	t.arm()
@@ -70,9 +78,7 @@ func SetHeapFloor(floorMiB int, gogc string) (restore func()) {
 		}
 		heapFloor.tuner = nil
 		t.stopped.Store(true)
-		if p := prev[0].Value.Uint64(); p <= math.MaxInt32 {
-			debug.SetGCPercent(int(p))
-		}
+		debug.SetGCPercent(heapFloor.prev)
 	}
 }
 

@@ -50,7 +50,7 @@ func runCmd(args []string) error {
 	o := defaultOptions()
 	parts := fs.String("parts", strings.Join(allParts, ","), "parts to run, comma-separated: "+strings.Join(allParts, ", "))
 	fs.StringVar(&o.out, "out", o.out, "report to write (parts not run are left out of it)")
-	fs.IntVar(&o.rounds, "rounds", o.rounds, "gateway/reference rounds per RPC and configuration, in alternating order")
+	fs.IntVar(&o.rounds, "rounds", o.rounds, "gateway/reference rounds per RPC and configuration, each measured interleaved")
 	fs.Float64Var(&o.scale, "scale", o.scale, "multiplies the number of calls of each CPU measurement")
 	fs.IntVar(&o.concurrency, "c", o.concurrency, "concurrent callers of the CPU measurements")
 	fs.IntVar(&o.connections, "connections", o.connections, "connections of the CPU measurements")

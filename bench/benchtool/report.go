@@ -180,9 +180,9 @@ func render(r *Results, notes string) string {
 	}
 	w("%s\n", mt)
 	w("The machine has 2 cores shared with other work. \"Other CPU\" above 0.1 core means something else ran during a " +
-		"measurement: the CPU time per call is the server process's own (user + system, from `/proc/PID/stat`), so it " +
-		"depends less on other load than throughput does, but caches and frequency still do; the ratios pair runs of " +
-		"the same round, taken back to back in alternating order.\n\n")
+		"measurement: the CPU time per call is the server process's own (user + system, from its threads' run times), so " +
+		"it depends less on other load than throughput does, but caches and frequency still do; the ratios pair the two " +
+		"servers of the same round, measured interleaved in one run.\n\n")
 
 	goals(&b, r)
 	if len(r.Warnings) > 0 {
