@@ -121,9 +121,55 @@ func parseCallers(data []byte) ([]callerEntry, error) {
 // each in constant time, and the loop never stops early, so timing
 // reveals neither how close a guess was nor which entry matched.
 func (s *TokenStore) Lookup(token string) (string, bool) {
+	return s.lookupIn(s.entries.Load(), token)
+}
+
+// tokenMemo is the last token a connection presented that the store
+// accepted, and its caller. A connection's calls nearly always carry the
+// same token, and comparing it with the memo (in constant time) costs a
+// fraction of hashing it and comparing the hash with every entry (0.5 of
+// the 0.9 µs authentication took in a cached GetAvatar's profile). A memo
+// holds only against the entries it was checked with: after a reload of
+// the callers file (a revoked token, say) the token is checked afresh.
+type tokenMemo struct {
+	token   string
+	caller  string
+	entries *[]callerEntry
+}
+
+// lookupMemo is Lookup, remembered in memo (a connection's; nil: none).
+// A token the store refuses is not remembered.
+func (s *TokenStore) lookupMemo(token string, memo *atomic.Pointer[tokenMemo]) (string, bool) {
+	entries := s.entries.Load()
+	if memo != nil {
+		if m := memo.Load(); m != nil && m.entries == entries && constantTimeEqual(m.token, token) {
+			return m.caller, true
+		}
+	}
+	name, ok := s.lookupIn(entries, token)
+	if ok && memo != nil {
+		memo.Store(&tokenMemo{token: strings.Clone(token), caller: name, entries: entries})
+	}
+	return name, ok
+}
+
+// constantTimeEqual reports whether a and b are equal, in a time that
+// depends on their length only.
+func constantTimeEqual(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var v byte
+	for i := 0; i < len(a); i++ {
+		v |= a[i] ^ b[i]
+	}
+	return subtle.ConstantTimeByteEq(v, 0) == 1
+}
+
+func (s *TokenStore) lookupIn(list *[]callerEntry, token string) (string, bool) {
 	sum := hashOf(token)
 	found := ""
-	entries := *s.entries.Load()
+	entries := *list
 	for i := range entries {
 		var eq int
 		if s.compare != nil {
@@ -186,7 +232,13 @@ func (a *Authenticator) authenticate(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		name, ok := a.Tokens.Lookup(token)
+		var memo *atomic.Pointer[tokenMemo]
+		if p, ok := peer.FromContext(ctx); ok {
+			if pa, ok := p.Addr.(*peerAddr); ok {
+				memo = &pa.token
+			}
+		}
+		name, ok := a.Tokens.lookupMemo(token, memo)
 		if !ok {
 			return "", &authError{msg: "the bearer token is not valid for this gateway; ask its operators for a token"}
 		}

@@ -358,10 +358,11 @@ func BenchmarkChain(b *testing.B) {
 			if cfg.tokens {
 				md.Set("authorization", "Bearer "+benchToken)
 			}
-			// As grpc-go's stream context: metadata, the peer, the caller's
-			// deadline (grpcload and mesh probes send one).
+			// As grpc-go's stream context: metadata, the peer (its address
+			// as the gateway's listener gives it), the caller's deadline
+			// (grpcload and mesh probes send one).
 			base := peer.NewContext(metadata.NewIncomingContext(context.Background(), md),
-				&peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50051}})
+				&peer.Peer{Addr: newPeerAddr(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}), LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50051}})
 			base, cancel := context.WithTimeout(base, time.Hour)
 			defer cancel()
 			for _, rpc := range benchRPCs {

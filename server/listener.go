@@ -67,6 +67,9 @@ func (c *countedConn) RemoteAddr() net.Addr { return c.remote }
 type peerAddr struct {
 	net.Addr
 	text string
+	// token is the last bearer token the connection presented that the
+	// callers file accepted (Authenticator).
+	token atomic.Pointer[tokenMemo]
 }
 
 func newPeerAddr(a net.Addr) net.Addr {
