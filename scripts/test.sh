@@ -231,8 +231,6 @@ go_test() {
   # them on their own, without it.
   echo "+ go test -count=1 -run '^TestCrawlAllocatesAtMostTwiceItsSnapshot\$' ./catalogue"
   go test -count=1 -run '^TestCrawlAllocatesAtMostTwiceItsSnapshot$' ./catalogue
-  echo "+ go test -count=1 -run '^TestChainAllocationsPerCall\$' ./server"
-  go test -count=1 -run '^TestChainAllocationsPerCall$' ./server
 }
 
 fault_suite() {

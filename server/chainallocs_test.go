@@ -25,9 +25,6 @@ const chainAllocsPerCall = 9
 // the measured count: a context layer, a chain link or a copy of the
 // freshness headers (grpc.SetHeader's join) added back fails it.
 func TestChainAllocationsPerCall(t *testing.T) {
-	if raceDetector {
-		t.Skip("the race detector drops pooled buffers at random; scripts/test.sh runs this test without it")
-	}
 	w := loadWorld(t)
 	cfg := benchConfigs[0] // demo: no tokens, no metrics
 	cb := newChainBench(t, w, cfg)
