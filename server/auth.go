@@ -154,7 +154,9 @@ func (s *TokenStore) lookupMemo(token string, memo *atomic.Pointer[tokenMemo]) (
 }
 
 // constantTimeEqual reports whether a and b are equal, in a time that
-// depends on their length only.
+// depends on their length only: subtle.ConstantTimeCompare on strings,
+// without the []byte conversions that would copy a token of more than 32
+// bytes to the heap on every call.
 func constantTimeEqual(a, b string) bool {
 	if len(a) != len(b) {
 		return false
@@ -166,6 +168,7 @@ func constantTimeEqual(a, b string) bool {
 	return subtle.ConstantTimeByteEq(v, 0) == 1
 }
 
+// lookupIn is Lookup against one version of the entries.
 func (s *TokenStore) lookupIn(list *[]callerEntry, token string) (string, bool) {
 	sum := hashOf(token)
 	found := ""
