@@ -54,6 +54,8 @@ func runCmd(args []string) error {
 	fs.Float64Var(&o.scale, "scale", o.scale, "multiplies the number of calls of each CPU measurement")
 	fs.IntVar(&o.concurrency, "c", o.concurrency, "concurrent callers of the CPU measurements")
 	fs.IntVar(&o.connections, "connections", o.connections, "connections of the CPU measurements")
+	fs.IntVar(&o.throughputCallers, "throughput-c", o.throughputCallers, "concurrent callers of the throughput measurement (cached ListAvatars calls/s)")
+	fs.IntVar(&o.throughputConnections, "throughput-connections", o.throughputConnections, "connections of the throughput measurement")
 	fs.DurationVar(&o.latency, "latency", o.latency, "HeyGen latency of the cold-start and direct parts")
 	fs.DurationVar(&o.quietWait, "quiet-wait", o.quietWait, "longest wait for other processes to calm down before a measurement")
 	fs.IntVar(&o.gobenchCount, "gobench-count", o.gobenchCount, "go test -count of the Go benchmarks")
@@ -69,8 +71,9 @@ func runCmd(args []string) error {
 		}
 		o.parts[p] = true
 	}
-	if o.rounds < 1 || o.scale <= 0 || o.concurrency < 1 || o.connections < 1 || o.connections > o.concurrency {
-		return errors.New("want -rounds >= 1, -scale > 0, 1 <= -connections <= -c")
+	if o.rounds < 1 || o.scale <= 0 || o.concurrency < 1 || o.connections < 1 || o.connections > o.concurrency ||
+		o.throughputConnections < 1 || o.throughputConnections > o.throughputCallers {
+		return errors.New("want -rounds >= 1, -scale > 0, 1 <= -connections <= -c, 1 <= -throughput-connections <= -throughput-c")
 	}
 	return run(o)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,21 +96,30 @@ func (r *runner) cpuConfig(config string) error {
 		}
 		servers[noHeapFloor] = cpuServer{noFloor.addr, noFloor.pid()}
 	}
+	cpuLoad := loadShape{callers: r.o.concurrency, connections: r.o.connections}
 	for round := 1; round <= r.o.rounds; round++ {
 		for _, rpc := range rpcs {
-			runs, err := r.interleaved(config, rpc.key, rpc.name, round, "gateway", "reference", servers, avatarID, gw.token)
+			runs, err := r.interleaved(config, rpc.key, rpc.name, round, "gateway", "reference", servers, avatarID, gw.token, cpuLoad)
 			if err != nil {
 				return err
 			}
 			r.res.CPU = append(r.res.CPU, runs...)
 		}
 		if noFloor != nil {
-			runs, err := r.interleaved(config, "get", "GetAvatar", round, "gateway", noHeapFloor, servers, avatarID, gw.token)
+			runs, err := r.interleaved(config, "get", "GetAvatar", round, "gateway", noHeapFloor, servers, avatarID, gw.token, cpuLoad)
 			if err != nil {
 				return err
 			}
 			r.res.HeapFloor = append(r.res.HeapFloor, runs...)
 		}
+		// Throughput: ListAvatars with enough callers in flight that the
+		// server, not the round trip, sets the pace.
+		runs, err := r.interleaved(config, "list", "ListAvatars (throughput)", round, "gateway", "reference", servers, avatarID, gw.token,
+			loadShape{callers: r.o.throughputCallers, connections: r.o.throughputConnections, scale: throughputScale, segments: throughputSegments})
+		if err != nil {
+			return err
+		}
+		r.res.Throughput = append(r.res.Throughput, runs...)
 	}
 	return nil
 }
@@ -123,20 +133,29 @@ type cpuServer struct {
 	pid  int
 }
 
+// loadShape is how a measurement loads a server: callers over
+// connections, and a multiple of the RPC's callsPerRun (0: 1).
+type loadShape struct {
+	callers, connections int
+	scale                float64
+	segments             int // per server (0: cpuSegments)
+}
+
 // interleaved measures two servers (x, y) on one RPC in one grpcload -vs
 // run: x takes the first segment in odd rounds, y in even ones.
-func (r *runner) interleaved(config, rpcKey, rpcName string, round int, x, y string, servers map[string]cpuServer, avatarID, token string) ([]CPURun, error) {
+func (r *runner) interleaved(config, rpcKey, rpcName string, round int, x, y string, servers map[string]cpuServer, avatarID, token string, shape loadShape) ([]CPURun, error) {
 	_, other := r.waitQuiet()
 	first, second := x, y
 	if round%2 == 0 {
 		first, second = second, first
 	}
-	n := int(float64(callsPerRun[rpcKey]) * r.o.scale)
-	logf("%s round %d/%d: %s, %d calls each in %d segments, interleaved, %s first (other load %.2f cores)", config, round, r.o.rounds,
-		rpcName, n, cpuSegments, first, other)
+	n := int(float64(callsPerRun[rpcKey]) * r.o.scale * max(shape.scale, 1))
+	segments := cmp.Or(shape.segments, cpuSegments)
+	logf("%s round %d/%d: %s, %d calls each by %d callers in %d segments, interleaved, %s first (other load %.2f cores)", config, round, r.o.rounds,
+		rpcName, n, shape.callers, segments, first, other)
 	a, b := servers[first], servers[second]
-	args := []string{"-n", strconv.Itoa(n), "-c", strconv.Itoa(r.o.concurrency), "-connections", strconv.Itoa(r.o.connections),
-		"-warmup", "1s", "-avatar-id", avatarID, "-vs", b.addr, "-vs-pid", strconv.Itoa(b.pid), "-segment", strconv.Itoa(max(n/cpuSegments, 1))}
+	args := []string{"-n", strconv.Itoa(n), "-c", strconv.Itoa(shape.callers), "-connections", strconv.Itoa(shape.connections),
+		"-warmup", "1s", "-avatar-id", avatarID, "-vs", b.addr, "-vs-pid", strconv.Itoa(b.pid), "-segment", strconv.Itoa(max(n/segments, 1))}
 	if token != "" {
 		args = append(args, "-token", token)
 	}

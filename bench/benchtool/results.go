@@ -8,7 +8,11 @@ type Results struct {
 	CPU         []CPURun   `json:"cpu,omitempty"`
 	// HeapFloor: GetAvatar on the demo gateway against the same gateway
 	// without the heap floor, interleaved, in every round of the CPU part.
-	HeapFloor   []CPURun     `json:"heap_floor,omitempty"`
+	HeapFloor []CPURun `json:"heap_floor,omitempty"`
+	// Throughput: cached ListAvatars on the gateway and the reference,
+	// interleaved, with throughputCallers in flight, in every round of
+	// the CPU part.
+	Throughput  []CPURun     `json:"throughput,omitempty"`
 	Reference   []string     `json:"reference,omitempty"` // the reference servers' startup lines
 	Direct      *Direct      `json:"direct,omitempty"`
 	Cold        []ColdRun    `json:"cold,omitempty"`
@@ -40,7 +44,11 @@ type Meta struct {
 	Rounds      int      `json:"rounds"`
 	Concurrency int      `json:"concurrency"`
 	Connections int      `json:"connections"`
-	LatencyMS   float64  `json:"latency_ms"`
+	// ThroughputCallers and ThroughputConnections load the throughput
+	// measurement.
+	ThroughputCallers     int     `json:"throughput_callers,omitempty"`
+	ThroughputConnections int     `json:"throughput_connections,omitempty"`
+	LatencyMS             float64 `json:"latency_ms"`
 }
 
 // PartTime is how long a part took.

@@ -22,20 +22,25 @@ import (
 
 // options are a run's settings.
 type options struct {
-	out          string
-	parts        map[string]bool
-	rounds       int
-	scale        float64
-	concurrency  int
-	connections  int
-	latency      time.Duration
-	quietWait    time.Duration
-	gobenchCount int
-	keep         bool
+	out         string
+	parts       map[string]bool
+	rounds      int
+	scale       float64
+	concurrency int
+	connections int
+	// throughputCallers and throughputConnections load the throughput
+	// measurement (cached ListAvatars, calls per second).
+	throughputCallers     int
+	throughputConnections int
+	latency               time.Duration
+	quietWait             time.Duration
+	gobenchCount          int
+	keep                  bool
 }
 
 func defaultOptions() options {
-	return options{out: "bench/RESULTS.md", rounds: 3, scale: 1, concurrency: 8, connections: 4, latency: 300 * time.Millisecond,
+	return options{out: "bench/RESULTS.md", rounds: 3, scale: 1, concurrency: 8, connections: 4,
+		throughputCallers: 32, throughputConnections: 8, latency: 300 * time.Millisecond,
 		quietWait: 30 * time.Second, gobenchCount: 3}
 }
 
@@ -61,6 +66,16 @@ const (
 // callsPerRun are the calls of one CPU measurement, by RPC: a few seconds
 // of server CPU each on this machine (times -scale).
 var callsPerRun = map[string]int{"list": 30000, "get": 50000, "voices": 30000, "health": 60000}
+
+// throughputScale multiplies callsPerRun["list"] for the throughput
+// measurement, and throughputSegments are its segments per server (A B
+// B A): a few seconds each, so that the start and end of a segment
+// (callers starting, the last calls draining) weigh little in its calls
+// per second and its server's use of its core.
+const (
+	throughputScale    = 4
+	throughputSegments = 2
+)
 
 // cpuSegments is the number of segments a CPU measurement's calls to each
 // server are made in, alternating between the gateway and the reference
@@ -172,6 +187,7 @@ func (r *runner) meta() error {
 	m.Load1Start = load1()
 	m.Parts = sortedParts(r.o.parts)
 	m.Rounds, m.Concurrency, m.Connections = r.o.rounds, r.o.concurrency, r.o.connections
+	m.ThroughputCallers, m.ThroughputConnections = r.o.throughputCallers, r.o.throughputConnections
 	m.LatencyMS = float64(r.o.latency) / float64(time.Millisecond)
 	return nil
 }

@@ -174,7 +174,12 @@ func run() error {
 	dial := func(addr string, pid int) (*target, error) {
 		t := &target{addr: addr, pid: pid, conns: make([]*grpc.ClientConn, *conns)}
 		for i := range t.conns {
-			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+				// Windows large enough that a response never waits for a
+				// window update (grpc-go already shares one write buffer
+				// between a connection's streams): a cheaper client, so
+				// that the server sets the pace.
+				grpc.WithInitialWindowSize(1<<24), grpc.WithInitialConnWindowSize(1<<24))
 			if err != nil {
 				return nil, err
 			}
@@ -196,9 +201,7 @@ func run() error {
 		return t, nil
 	}
 
-	invoke := func(t *target, conn *grpc.ClientConn) (int64, error) {
-		ctx, cancel := context.WithTimeout(base, *timeout)
-		defer cancel()
+	invoke := func(ctx context.Context, t *target, conn *grpc.ClientConn) (int64, error) {
 		var got int
 		if err := conn.Invoke(ctx, cl.method, &reqBytes, &got, grpc.ForceCodecV2(rawCodec{})); err != nil {
 			return 0, errors.New(status.Code(err).String())
@@ -223,9 +226,11 @@ func run() error {
 		for i := range *c {
 			conn := t.conns[i%len(t.conns)]
 			wg.Go(func() {
+				dl := renewedDeadline{base: base, timeout: *timeout}
+				defer dl.stop()
 				for !stop.Load() && (total == 0 || left.Add(-1) >= 0) {
 					t0 := time.Now()
-					n, err := invoke(t, conn)
+					n, err := invoke(dl.at(t0), t, conn)
 					if rec != nil {
 						rec.Add(time.Since(t0), n, err)
 					}
@@ -388,4 +393,32 @@ func finish(rep loadstat.Report, out string) error {
 		return errors.New("no call succeeded")
 	}
 	return nil
+}
+
+// renewedDeadline is a caller's context for its calls: it expires at most
+// timeout after a call starts, and is renewed only once half of timeout
+// has gone, so that a call costs no timer of its own (the server still
+// gets a deadline with every call, between timeout/2 and timeout).
+type renewedDeadline struct {
+	base     context.Context
+	timeout  time.Duration
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+// at returns the context for a call starting at now.
+func (d *renewedDeadline) at(now time.Time) context.Context {
+	if d.ctx == nil || d.deadline.Sub(now) < d.timeout/2 {
+		d.stop()
+		d.deadline = now.Add(d.timeout)
+		d.ctx, d.cancel = context.WithDeadline(d.base, d.deadline)
+	}
+	return d.ctx
+}
+
+func (d *renewedDeadline) stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
 }
