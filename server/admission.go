@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -314,7 +316,7 @@ func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context,
 	default:
 		caller, err := a.auth.authenticate(ctx)
 		if err != nil {
-			a.refused(ctx, method, "unauthenticated", "the stream's credentials were refused", 0)
+			a.refused(ctx, method, "unauthenticated", "the stream's credentials were refused", 0, nil)
 			return nil, statusOf(err).Err()
 		}
 		st.callerName = caller
@@ -325,7 +327,7 @@ func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context,
 		return ctx, nil
 	}
 	if !take(st.counter, limit) && (!a.live.sweepAtBound() || !take(st.counter, limit)) {
-		return nil, a.refuse(ctx, method, what, limit)
+		return nil, a.refuse(ctx, method, what, limit, st.counter)
 	}
 	// The place is given back once: when the handler returns
 	// (callState.handled), or by the sweeper if the stream ends first.
@@ -365,19 +367,68 @@ func take(c *atomic.Int64, limit int64) bool {
 	return true
 }
 
-// refused counts a refused stream and logs it, sampled.
-func (a *admission) refused(ctx context.Context, method, reason, msg string, limit int64) {
+// refused counts a refused stream and logs it, sampled; pool, when set,
+// is the bound it found full, and the line then says what holds it.
+func (a *admission) refused(ctx context.Context, method, reason, msg string, limit int64, pool *atomic.Int64) {
 	a.metrics.refusedStream(reason)
 	if a.refusedLog.allow() {
-		a.log.LogAttrs(ctx, slog.LevelWarn, "refused a new stream: "+msg,
-			slog.String("grpc.method", method), slog.String("reason", reason), slog.Int64("limit", limit),
-			slog.Int64("similar_lines_dropped", a.refusedLog.dropped()))
+		attrs := []slog.Attr{slog.String("grpc.method", method), slog.String("reason", reason), slog.Int64("limit", limit),
+			slog.Int64("similar_lines_dropped", a.refusedLog.dropped())}
+		if pool != nil {
+			attrs = append(attrs, slog.String("held_by", a.live.holders(pool)))
+		}
+		a.log.LogAttrs(ctx, slog.LevelWarn, "refused a new stream: "+msg, attrs...)
 	}
 }
 
-func (a *admission) refuse(ctx context.Context, method, what string, limit int64) error {
+// holders says which streams hold places in pool: by method, how many
+// are running and how many ended without their handler giving their
+// place back (the sweeper's to give back). It walks every live stream:
+// it is for the sampled refusal line only.
+func (l *liveStreams) holders(pool *atomic.Int64) string {
+	type count struct{ running, ended int }
+	byMethod := map[string]*count{}
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		for s := sh.head; s != nil; s = s.next {
+			if s.counter != pool || s.released.Load() {
+				continue
+			}
+			c := byMethod[s.method]
+			if c == nil {
+				c = &count{}
+				byMethod[s.method] = c
+			}
+			if s.stream.Err() != nil {
+				c.ended++
+			} else {
+				c.running++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	methods := make([]string, 0, len(byMethod))
+	for m := range byMethod {
+		methods = append(methods, m)
+	}
+	slices.Sort(methods)
+	var b strings.Builder
+	for i, m := range methods {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s: %d running, %d ended awaiting the sweeper", m, byMethod[m].running, byMethod[m].ended)
+	}
+	if b.Len() == 0 {
+		return "none (places were given back while the line was written)"
+	}
+	return b.String()
+}
+
+func (a *admission) refuse(ctx context.Context, method, what string, limit int64, pool *atomic.Int64) error {
 	reason := strings.ReplaceAll(what, " ", "_")
-	a.refused(ctx, method, reason, "the gateway is at its bound on "+what, limit)
+	a.refused(ctx, method, reason, "the gateway is at its bound on "+what, limit, pool)
 	st := withDetails(status.Newf(codes.ResourceExhausted, "the gateway is at its limit of %d concurrent %s; retry with backoff", limit, what),
 		gatewayInfo(ReasonOverloaded, map[string]string{"bound": reason}))
 	return st.Err()

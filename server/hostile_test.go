@@ -311,7 +311,7 @@ func TestStreamPlacesAreGivenBack(t *testing.T) {
 		var out []byte
 		err := h.conn.Invoke(ctx(t), "/heygen.v1.AvatarsService/GetAvatar", []byte{0xff, 0xff, 0xff}, &out, grpc.ForceCodec(rawCodec{}))
 		if status.Code(err) != codes.Internal {
-			t.Fatalf("undecodable request %d: %v, want INTERNAL", i+1, err)
+			t.Fatalf("undecodable request %d: %v, want INTERNAL; the gateway's refusals:\n%s", i+1, err, refusalLines(h.logs.String()))
 		}
 	}
 	// Calls in an encoding the gateway cannot decompress end before any
@@ -369,10 +369,15 @@ func TestStreamPlacesAreGivenBack(t *testing.T) {
 	for range 3 {
 		silent = append(silent, silentStream(t, h.conn))
 	}
+	// The refusal's log line (one a second) says what holds the places.
+	const holders = `"held_by":"/heygen.v1.AvatarsService/GetAvatar: 3 running, 0 ended awaiting the sweeper"`
 	waitFor(t, func() bool {
 		_, err := h.avatars.ListAvatars(ctx(t), &heygenv1.ListAvatarsRequest{PageSize: 1})
-		return refused(err)
-	}, "a call past the bound of 3 to be refused while 3 streams are open")
+		if err != nil && !refused(err) {
+			t.Fatalf("a call past the bound of 3: %v, want RESOURCE_EXHAUSTED", err)
+		}
+		return refused(err) && strings.Contains(h.logs.String(), holders)
+	}, "a call past the bound of 3 to be refused while 3 streams are open, and its log line to name them")
 	for _, s := range silent {
 		_ = s.CloseSend()
 	}
@@ -477,4 +482,15 @@ func TestKeepaliveAllowsPingsEveryTenSeconds(t *testing.T) {
 	if errors.Is(wctx.Err(), context.Canceled) {
 		t.Fatal("unreachable")
 	}
+}
+
+// refusalLines are the gateway's log lines about refused streams.
+func refusalLines(logs string) string {
+	var out []string
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, "refused a new stream") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
 }
