@@ -91,7 +91,12 @@ func TestRateLimitsHoldAcrossTheFleet(t *testing.T) {
 	const limit = 20
 	var stores []*fleet.Store
 	for range 3 {
-		stores = append(stores, open(t, r.Addr, fleet.Options{}))
+		// 3L checks at once open up to 3L fresh connections, and each
+		// check's first EVALSHA loads the script: under the race detector
+		// that can take more than the 100 ms default. This test is about the
+		// limit, not the timeout (TestStoreNoticesRedisGoingAndComing is
+		// about failing fast while Redis is gone).
+		stores = append(stores, open(t, r.Addr, fleet.Options{OpTimeout: 5 * time.Second}))
 	}
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
