@@ -125,9 +125,16 @@ func TestFaultSuiteHostile(t *testing.T) {
 			})
 			return h.fake.CountPath("/v3/avatars/looks"), leaks(h, errs)
 		}
-		one, _ := storm(1)
+		// What a lone caller causes depends on timing (whether a
+		// partition's retry went out before the first 429 closed the
+		// gate: 11 or 12 requests were seen): the most of three.
+		one := 0
+		for range 3 {
+			k, _ := storm(1)
+			one = max(one, k)
+		}
 		n, leaked := storm(300)
-		report(t, "cold 429 split", n, leaked, fmt.Sprintf(", 300 calls (one call: %d requests)", one))
+		report(t, "cold 429 split", n, leaked, fmt.Sprintf(", 300 calls (one call: at most %d requests in three)", one))
 		if n > one+heygen.DefaultMaxAttempts {
 			t.Errorf("300 cold calls during a 429 storm sent %d requests, one call %d: callers may add one pass-through call (%d attempts), no more",
 				n, one, heygen.DefaultMaxAttempts)
