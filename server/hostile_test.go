@@ -306,13 +306,21 @@ func TestStreamPlacesAreGivenBack(t *testing.T) {
 			t.Fatalf("health check %d of 300: %v", i+1, err)
 		}
 	}
-	// Calls that never reach a handler are released when their stream ends.
+	// Undecodable requests give their places back too. grpc-go (1.85)
+	// writes their INTERNAL status from inside the handler, as the request
+	// fails to decode, so the client can send the next one before the
+	// handler has returned and given its place back: a refusal in that
+	// window is transient, as above (seen under -race with the rest of the
+	// suite running: held_by showed 3 such calls).
 	for i := range 10 {
-		var out []byte
-		err := h.conn.Invoke(ctx(t), "/heygen.v1.AvatarsService/GetAvatar", []byte{0xff, 0xff, 0xff}, &out, grpc.ForceCodec(rawCodec{}))
-		if status.Code(err) != codes.Internal {
-			t.Fatalf("undecodable request %d: %v, want INTERNAL; the gateway's refusals:\n%s", i+1, err, refusalLines(h.logs.String()))
-		}
+		waitFor(t, func() bool {
+			var out []byte
+			err := h.conn.Invoke(ctx(t), "/heygen.v1.AvatarsService/GetAvatar", []byte{0xff, 0xff, 0xff}, &out, grpc.ForceCodec(rawCodec{}))
+			if status.Code(err) != codes.Internal && !refused(err) {
+				t.Fatalf("undecodable request %d: %v, want INTERNAL; the gateway's refusals:\n%s", i+1, err, refusalLines(h.logs.String()))
+			}
+			return status.Code(err) == codes.Internal
+		}, fmt.Sprintf("undecodable request %d of 10 through a bound of 3", i+1))
 	}
 	// Calls in an encoding the gateway cannot decompress end before any
 	// handler runs: the sweeper gives their places back.
