@@ -721,7 +721,7 @@ func (c *Cache[T, K, F]) get(ctx context.Context, id string, encoded bool) (T, M
 		// Cold, with the first crawl under way: ask HeyGen for this id now
 		// rather than wait for the whole crawl.
 		defer c.opts.limits.pass.Release(1)
-		item, meta, err := c.lookup(ctx, nil, id)
+		item, meta, err := c.lookup(ctx, nil, id, false)
 		c.passed(err)
 		return item, meta, err
 	}
@@ -746,18 +746,37 @@ func (c *Cache[T, K, F]) get(ctx context.Context, id string, encoded bool) (T, M
 		return zero, Meta{}, ctx.Err()
 	}
 	// A miss, or a snapshot past its maximum staleness: ask HeyGen.
-	return c.lookup(ctx, snap, id)
+	return c.lookup(ctx, snap, id, err == nil)
 }
+
+// testHookLookup, when set by a test, runs between lookup's check of the
+// remembered answers and its shared call.
+var testHookLookup func(id string)
 
 // lookup fetches one item from HeyGen: a miss of snap (nil when cold).
 // Concurrent lookups of one id share one call; NOT_FOUND is remembered for
-// NotFoundTTL, an item found until the next snapshot.
-func (c *Cache[T, K, F]) lookup(ctx context.Context, snap *Snapshot[T, K], id string) (T, Meta, error) {
+// NotFoundTTL, an item found until the next snapshot. useFound says whether
+// an item remembered as found may answer (the caller checked it already).
+func (c *Cache[T, K, F]) lookup(ctx context.Context, snap *Snapshot[T, K], id string, useFound bool) (T, Meta, error) {
 	var zero T
 	if nf, ok := c.missing.Get(id); ok {
 		return zero, c.meta(snap, SourceHeyGen), nf
 	}
+	if testHookLookup != nil {
+		testHookLookup(id)
+	}
 	ch := c.lookups.DoChan(id, func() (any, error) {
+		// Check the remembered answers again inside the shared call: a
+		// caller that checked them just before another caller's lookup
+		// ended, then joined after singleflight forgot that lookup, would
+		// otherwise call HeyGen a second time. Every lookup remembers its
+		// answer before it ends, so this check sees it.
+		if nf, ok := c.missing.Get(id); ok {
+			return nil, nf
+		}
+		if item, ok := c.found.Get(id); useFound && ok && !c.changing(item) {
+			return item, nil
+		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LookupTimeout)
 		defer cancel()
 		item, err := c.res.Fetch(lctx, id)

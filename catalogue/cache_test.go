@@ -9,6 +9,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,6 +244,49 @@ func TestMissesAreCoalescedAndRemembered(t *testing.T) {
 	lookup(10)
 	if n := e.fake.CountPath(path); n != 2 {
 		t.Fatalf("after the TTL: %d requests in all, want 2", n)
+	}
+}
+
+// TestALookupThatArrivesAsTheFlightEnds: a caller that found no remembered
+// answer, then joined the lookups just after another caller's lookup of the
+// same id ended, must take that lookup's answer, not make a second HeyGen
+// call. Seen in CI under -race: 5,000 lookups sent 2 requests, because a
+// starved caller sat between the two steps for the whole first lookup.
+func TestALookupThatArrivesAsTheFlightEnds(t *testing.T) {
+	cat := fakeheygen.DemoCatalogue()
+	e := newEnv(t, cat)
+	set := e.set(catalogue.Options{NotFoundTTL: time.Minute})
+	if err := set.Avatars.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	extra := cat.Looks[0]
+	extra.ID = "created_after_the_crawl"
+	cat.Looks = append(cat.Looks, extra)
+	e.fake.SetCatalogue(cat)
+
+	for _, id := range []string{"no_such_look", extra.ID} {
+		var started atomic.Bool
+		catalogue.SetLookupHook(t, func(string) {
+			// The first caller, between its check and its lookup: another
+			// caller makes the whole lookup and its answer is remembered.
+			if !started.CompareAndSwap(false, true) {
+				return
+			}
+			if _, _, err := set.Avatars.Get(t.Context(), id); err != nil && id == extra.ID {
+				t.Errorf("Get(%s) = %v", id, err)
+			}
+		})
+		_, _, err := set.Avatars.Get(t.Context(), id)
+		var herr *heygen.Error
+		if id == extra.ID && err != nil {
+			t.Fatalf("Get(%s) = %v, want the look", id, err)
+		}
+		if id != extra.ID && (!errors.As(err, &herr) || herr.Kind != heygen.KindNotFound) {
+			t.Fatalf("Get(%s) = %v, want NOT_FOUND", id, err)
+		}
+		if n := e.fake.CountPath("/v3/avatars/looks/" + id); n != 1 {
+			t.Fatalf("Get(%s) by a caller that arrived as another's lookup ended: %d requests, want 1", id, n)
+		}
 	}
 }
 
