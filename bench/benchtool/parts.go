@@ -115,7 +115,7 @@ func (r *runner) cpuConfig(config string) error {
 		// Throughput: ListAvatars with enough callers in flight that the
 		// server, not the round trip, sets the pace.
 		runs, err := r.interleaved(config, "list", "ListAvatars (throughput)", round, "gateway", "reference", servers, avatarID, gw.token,
-			loadShape{callers: r.o.throughputCallers, connections: r.o.throughputConnections, scale: throughputScale, segments: throughputSegments})
+			loadShape{callers: r.o.throughputCallers, connections: r.o.throughputConnections, scale: throughputScale, segments: throughputSegments, raw: true})
 		if err != nil {
 			return err
 		}
@@ -138,7 +138,8 @@ type cpuServer struct {
 type loadShape struct {
 	callers, connections int
 	scale                float64
-	segments             int // per server (0: cpuSegments)
+	segments             int  // per server (0: cpuSegments)
+	raw                  bool // grpcload -raw: the raw HTTP/2 client, a few µs of CPU a call
 }
 
 // interleaved measures two servers (x, y) on one RPC in one grpcload -vs
@@ -158,6 +159,9 @@ func (r *runner) interleaved(config, rpcKey, rpcName string, round int, x, y str
 		"-warmup", "1s", "-avatar-id", avatarID, "-vs", b.addr, "-vs-pid", strconv.Itoa(b.pid), "-segment", strconv.Itoa(max(n/segments, 1))}
 	if token != "" {
 		args = append(args, "-token", token)
+	}
+	if shape.raw {
+		args = append(args, "-raw")
 	}
 	rep, err := r.load(fmt.Sprintf("cpu-%s-%s-%s-r%d", config, rpcKey, strings.ReplaceAll(first+"-"+second, " ", "_"), round), a.addr, rpcKey, a.pid, args...)
 	if err != nil {

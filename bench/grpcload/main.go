@@ -25,6 +25,11 @@
 //
 //	grpcload -addr 127.0.0.1:50051 -server-pid P1 -vs 127.0.0.1:50052 -vs-pid P2 -call get -n 50000 -segment 5000
 //
+// With -raw, the calls after the first are made by a raw HTTP/2 client
+// (raw.go) that costs a few microseconds of CPU a call where grpc-go's
+// costs about as much as the server: for throughput, so that the server
+// sets the pace.
+//
 // Calls: list (AvatarsService/ListAvatars {page_size}), get
 // (AvatarsService/GetAvatar {avatar_id}), voices (VoicesService/ListVoices
 // {page_size}), health (grpc.health.v1.Health/Check {}). -token sends
@@ -139,6 +144,7 @@ func run() error {
 	vs := flag.String("vs", "", "a second server (loopback host:port) measured interleaved with -addr, -n calls each (needs -n, -server-pid and -vs-pid)")
 	vsPID := flag.Int("vs-pid", 0, "pid of the -vs server")
 	segment := flag.Int("segment", 2000, "calls per segment with -vs")
+	raw := flag.Bool("raw", false, "make the measured calls with the raw HTTP/2 client (a few µs of client CPU a call) instead of grpc-go's")
 	flag.Parse()
 
 	if err := loopback.CheckAddr(*addr); err != nil {
@@ -198,6 +204,17 @@ func run() error {
 		}
 		t.size = proto.Size(first)
 		t.rec = loadstat.NewRecorder(max(*n, 1<<16))
+		if *raw {
+			header, message := rawRequest(addr, cl.method, *token, *timeout, reqBytes)
+			for range *conns {
+				rc, err := dialRaw(addr, header, message, *timeout, rawWindow)
+				if err != nil {
+					t.close()
+					return nil, err
+				}
+				t.raw = append(t.raw, rc)
+			}
+		}
 		return t, nil
 	}
 
@@ -214,7 +231,7 @@ func run() error {
 
 	// phase runs the callers against t until d passes (d > 0) or total
 	// calls are made (total > 0), recording them when rec is set.
-	phase := func(t *target, d time.Duration, total int64, rec *loadstat.Recorder) time.Duration {
+	phase := func(t *target, d time.Duration, total int64, rec *loadstat.Recorder) (time.Duration, error) {
 		var stop atomic.Bool
 		var left atomic.Int64
 		left.Store(total)
@@ -222,6 +239,11 @@ func run() error {
 		start := time.Now()
 		if d > 0 {
 			time.AfterFunc(d, func() { stop.Store(true) })
+		}
+		if t.raw != nil {
+			take := func() bool { return !stop.Load() && (total == 0 || left.Add(-1) >= 0) }
+			err := rawPhase(t.raw, *c, take, rec, t.size)
+			return time.Since(start), err
 		}
 		for i := range *c {
 			conn := t.conns[i%len(t.conns)]
@@ -238,7 +260,7 @@ func run() error {
 			})
 		}
 		wg.Wait()
-		return time.Since(start)
+		return time.Since(start), nil
 	}
 
 	a, err := dial(*addr, *serverPID)
@@ -248,7 +270,9 @@ func run() error {
 	defer a.close()
 	if *vs == "" {
 		if *warmup > 0 {
-			phase(a, *warmup, 0, nil)
+			if _, err := phase(a, *warmup, 0, nil); err != nil {
+				return err
+			}
 		}
 		s0, err := procstat.Take(*serverPID)
 		if err != nil {
@@ -256,9 +280,12 @@ func run() error {
 		}
 		var elapsed time.Duration
 		if *n > 0 {
-			elapsed = phase(a, 0, int64(*n), a.rec)
+			elapsed, err = phase(a, 0, int64(*n), a.rec)
 		} else {
-			elapsed = phase(a, *duration, 0, a.rec)
+			elapsed, err = phase(a, *duration, 0, a.rec)
+		}
+		if err != nil {
+			return err
 		}
 		s1, err := procstat.Take(*serverPID)
 		if err != nil {
@@ -279,8 +306,11 @@ func run() error {
 		return fmt.Errorf("%s answers %d bytes and %s %d: the two servers must send the same response", *addr, a.size, *vs, b.size)
 	}
 	if *warmup > 0 {
-		phase(a, *warmup, 0, nil)
-		phase(b, *warmup, 0, nil)
+		for _, t := range []*target{a, b} {
+			if _, err := phase(t, *warmup, 0, nil); err != nil {
+				return err
+			}
+		}
 	}
 	// A B B A A B ...: each server goes first in half of the pairs.
 	segments := 0
@@ -293,8 +323,16 @@ func run() error {
 			continue
 		}
 		k := min(*segment, *n-t.done)
-		if err := t.measure(func() { t.elapsed += phase(t, 0, int64(k), t.rec) }); err != nil {
+		var perr error
+		if err := t.measure(func() {
+			var d time.Duration
+			d, perr = phase(t, 0, int64(k), t.rec)
+			t.elapsed += d
+		}); err != nil {
 			return err
+		}
+		if perr != nil {
+			return perr
 		}
 		t.done += k
 		segments++
@@ -313,7 +351,8 @@ type target struct {
 	addr    string
 	pid     int
 	conns   []*grpc.ClientConn
-	size    int // the response's size
+	raw     []*rawConn // -raw: the connections of the measured calls
+	size    int        // the response's size
 	rec     *loadstat.Recorder
 	done    int // measured calls made
 	elapsed time.Duration
@@ -325,6 +364,9 @@ func (t *target) close() {
 		if c != nil {
 			_ = c.Close()
 		}
+	}
+	for _, rc := range t.raw {
+		rc.close()
 	}
 }
 
