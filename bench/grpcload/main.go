@@ -205,9 +205,9 @@ func run() error {
 		t.size = proto.Size(first)
 		t.rec = loadstat.NewRecorder(max(*n, 1<<16))
 		if *raw {
-			header, message := rawRequest(addr, cl.method, *token, *timeout, reqBytes)
+			call := rawRequest(addr, cl.method, *token, *timeout, reqBytes)
 			for range *conns {
-				rc, err := dialRaw(addr, header, message, *timeout, rawWindow)
+				rc, err := dialRaw(addr, call, *timeout, rawWindow)
 				if err != nil {
 					t.close()
 					return nil, err

@@ -23,7 +23,8 @@ import (
 // The raw client (-raw) speaks gRPC over HTTP/2 frames itself, with
 // golang.org/x/net/http2's Framer and hpack: one goroutine per connection
 // writes each call as two pre-encoded frames (HEADERS from a header block
-// encoded once, DATA with the request's gRPC message), reads the answer's
+// encoded once, indices into HPACK's table as grpc-go sends them, and DATA
+// with the request's gRPC message), reads the answer's
 // frames, counts its DATA bytes, decodes its trailers for grpc-status and
 // starts the next call on the same connection. A grpc-go client costs
 // about as much CPU per call as the server it loads, so one core of it
@@ -51,8 +52,7 @@ type rawConn struct {
 	fr         *http2.Framer
 	dec        *hpack.Decoder
 	timeout    time.Duration
-	header     []byte // the request's header block; stateless, sent as is on every stream
-	message    []byte // the request's gRPC message: the 5-byte prefix and the bytes
+	call       rawCall
 	maxStreams uint32 // the server's SETTINGS_MAX_CONCURRENT_STREAMS
 	nextID     uint32
 	streams    map[uint32]*rawStream
@@ -73,11 +73,21 @@ type rawStream struct {
 	bytes int // DATA bytes received, gRPC prefixes included
 }
 
-// rawRequest builds what every call of a raw connection sends: the header
-// block, encoded once with literals that never enter HPACK's dynamic table
-// (so that the same bytes are valid on every stream), and the gRPC
-// message.
-func rawRequest(addr, method, token string, timeout time.Duration, req []byte) (header, message []byte) {
+// rawCall is what every call of a raw connection sends.
+type rawCall struct {
+	// first is the header block of a connection's first call: its fields
+	// are literals that enter HPACK's dynamic table. header is the block
+	// of every later call: the same fields, each an index into that table,
+	// as grpc-go's client sends them, so that the server decodes a few
+	// bytes of indices, not the literals again.
+	first, header []byte
+	// message is the request's gRPC message: the 5-byte prefix and the
+	// bytes.
+	message []byte
+}
+
+// rawRequest builds the calls of method with req's bytes.
+func rawRequest(addr, method, token string, timeout time.Duration, req []byte) rawCall {
 	var buf bytes.Buffer
 	enc := hpack.NewEncoder(&buf)
 	fields := []hpack.HeaderField{
@@ -93,21 +103,27 @@ func rawRequest(addr, method, token string, timeout time.Duration, req []byte) (
 	if token != "" {
 		fields = append(fields, hpack.HeaderField{Name: "authorization", Value: "Bearer " + token})
 	}
-	for _, f := range fields {
-		f.Sensitive = true // never indexed: the block does not depend on the encoder's state
-		_ = enc.WriteField(f)
+	block := func() []byte {
+		buf.Reset()
+		for _, f := range fields {
+			_ = enc.WriteField(f)
+		}
+		return bytes.Clone(buf.Bytes())
 	}
-	message = make([]byte, 5+len(req))
-	binary.BigEndian.PutUint32(message[1:5], uint32(len(req))) //nolint:gosec // G115: a request of a few bytes
-	copy(message[5:], req)
-	return buf.Bytes(), message
+	var c rawCall
+	c.first = block()
+	c.header = block() // every field now in the table: indices only
+	c.message = make([]byte, 5+len(req))
+	binary.BigEndian.PutUint32(c.message[1:5], uint32(len(req))) //nolint:gosec // G115: a request of a few bytes
+	copy(c.message[5:], req)
+	return c
 }
 
 // dialRaw connects to addr, exchanges the HTTP/2 preface and settings, and
 // returns a connection ready for calls, that gives the server window
 // bytes of flow-control window (at least 64 KiB) for every stream and for
 // the connection.
-func dialRaw(addr string, header, message []byte, timeout time.Duration, window uint32) (*rawConn, error) {
+func dialRaw(addr string, call rawCall, timeout time.Duration, window uint32) (*rawConn, error) {
 	if window < initialWindow || window > rawWindow {
 		return nil, fmt.Errorf("a window of %d bytes: want 64 KiB to 2 GiB", window)
 	}
@@ -118,7 +134,7 @@ func dialRaw(addr string, header, message []byte, timeout time.Duration, window 
 	}
 	rc := &rawConn{
 		nc: nc, br: bufio.NewReaderSize(nc, 64<<10), bw: bufio.NewWriterSize(nc, 16<<10),
-		timeout: timeout, header: header, message: message, nextID: 1, streams: map[uint32]*rawStream{},
+		timeout: timeout, call: call, nextID: 1, streams: map[uint32]*rawStream{},
 		maxStreams: 100, window: window,
 	}
 	rc.fr = http2.NewFramer(rc.bw, rc.br)
@@ -187,10 +203,14 @@ func (rc *rawConn) start(now time.Time) error {
 	}
 	rc.nextID += 2
 	rc.streams[id] = &rawStream{start: now}
-	if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.header, EndHeaders: true}); err != nil {
+	block := rc.call.header
+	if id == 1 {
+		block = rc.call.first
+	}
+	if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true}); err != nil {
 		return err
 	}
-	return rc.fr.WriteData(id, true, rc.message)
+	return rc.fr.WriteData(id, true, rc.call.message)
 }
 
 // run makes calls on rc, k at a time, while take allows another, and

@@ -69,10 +69,13 @@ func rawLoadWindow(t *testing.T, addr, token string, req proto.Message, conns, c
 	if err != nil {
 		t.Fatal(err)
 	}
-	header, message := rawRequest(addr, checkMethod, token, 10*time.Second, b)
+	call := rawRequest(addr, checkMethod, token, 10*time.Second, b)
+	if len(call.header) >= len(call.first)/4 {
+		t.Fatalf("later calls' header block is %d bytes, the first's %d: want indices into the table", len(call.header), len(call.first))
+	}
 	var rcs []*rawConn
 	for range conns {
-		rc, err := dialRaw(addr, header, message, 10*time.Second, window)
+		rc, err := dialRaw(addr, call, 10*time.Second, window)
 		if err != nil {
 			t.Fatal(err)
 		}
