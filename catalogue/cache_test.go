@@ -253,17 +253,7 @@ func TestMissesAreCoalescedAndRemembered(t *testing.T) {
 // call. Seen in CI under -race: 5,000 lookups sent 2 requests, because a
 // starved caller sat between the two steps for the whole first lookup.
 func TestALookupThatArrivesAsTheFlightEnds(t *testing.T) {
-	cat := fakeheygen.DemoCatalogue()
-	e := newEnv(t, cat)
-	set := e.set(catalogue.Options{NotFoundTTL: time.Minute})
-	if err := set.Avatars.Refresh(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	extra := cat.Looks[0]
-	extra.ID = "created_after_the_crawl"
-	cat.Looks = append(cat.Looks, extra)
-	e.fake.SetCatalogue(cat)
-
+	e, set, extra := crawledThenALookAdded(t, catalogue.Options{NotFoundTTL: time.Minute})
 	for _, id := range []string{"no_such_look", extra.ID} {
 		var started atomic.Bool
 		catalogue.SetLookupHook(t, func(string) {
@@ -290,18 +280,26 @@ func TestALookupThatArrivesAsTheFlightEnds(t *testing.T) {
 	}
 }
 
-func TestFoundMissIsRememberedUntilTheNextCrawl(t *testing.T) {
+// crawledThenALookAdded crawls the demo catalogue with opts, then adds a
+// look to the fake HeyGen (extra, "created_after_the_crawl") that the
+// snapshot does not hold.
+func crawledThenALookAdded(t *testing.T, opts catalogue.Options) (*env, *catalogue.Set, fakeheygen.Look) {
+	t.Helper()
 	cat := fakeheygen.DemoCatalogue()
 	e := newEnv(t, cat)
-	set := e.set(catalogue.Options{})
+	set := e.set(opts)
 	if err := set.Avatars.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	// A look created after the crawl.
 	extra := cat.Looks[0]
 	extra.ID = "created_after_the_crawl"
 	cat.Looks = append(cat.Looks, extra)
 	e.fake.SetCatalogue(cat)
+	return e, set, extra
+}
+
+func TestFoundMissIsRememberedUntilTheNextCrawl(t *testing.T) {
+	e, set, extra := crawledThenALookAdded(t, catalogue.Options{})
 	for range 3 {
 		a, meta, err := set.Avatars.Get(t.Context(), extra.ID)
 		if err != nil || a.GetId() != extra.ID {
@@ -312,7 +310,7 @@ func TestFoundMissIsRememberedUntilTheNextCrawl(t *testing.T) {
 	if n := e.fake.CountPath("/v3/avatars/looks/" + extra.ID); n != 1 {
 		t.Fatalf("3 lookups of a look missing from the snapshot sent %d requests, want 1", n)
 	}
-	_, meta, _ := set.Avatars.Get(t.Context(), cat.Looks[0].ID)
+	_, meta, _ := set.Avatars.Get(t.Context(), fakeheygen.DemoCatalogue().Looks[0].ID)
 	if meta.Source != catalogue.SourceFresh || !meta.HasAge {
 		t.Fatalf("a snapshot hit reports %+v, want catalogue-fresh with an age", meta)
 	}
