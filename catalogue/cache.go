@@ -774,8 +774,10 @@ func (c *Cache[T, K, F]) lookup(ctx context.Context, snap *Snapshot[T, K], id st
 		if nf, ok := c.missing.Get(id); ok {
 			return nil, nf
 		}
-		if item, ok := c.found.Get(id); useFound && ok && !c.changing(item) {
-			return item, nil
+		if useFound {
+			if item, ok := c.found.Get(id); ok && !c.changing(item) {
+				return item, nil
+			}
 		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LookupTimeout)
 		defer cancel()

@@ -10,7 +10,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -362,21 +361,19 @@ func (rc *rawConn) end(id uint32, rec *loadstat.Recorder, want int, err error) b
 // call has ended, with the first connection error.
 func rawPhase(conns []*rawConn, callers int, take func() bool, rec *loadstat.Recorder, want int) error {
 	var wg sync.WaitGroup
-	var first atomic.Pointer[error]
+	errs := make([]error, len(conns))
 	for i, rc := range conns {
 		k := callers / len(conns)
 		if i < callers%len(conns) {
 			k++
 		}
-		wg.Go(func() {
-			if err := rc.run(k, take, rec, want); err != nil {
-				first.CompareAndSwap(nil, &err)
-			}
-		})
+		wg.Go(func() { errs[i] = rc.run(k, take, rec, want) })
 	}
 	wg.Wait()
-	if p := first.Load(); p != nil {
-		return *p
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
