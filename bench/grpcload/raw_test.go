@@ -168,3 +168,44 @@ func TestRawClientGivesTheConnectionWindowBack(t *testing.T) {
 		t.Fatalf("200 answers of 64 KiB: %d OK, errors %v", rep.OK, rep.ErrorKinds)
 	}
 }
+
+func TestRawClientKeepsEveryCallerInFlight(t *testing.T) {
+	// 7 callers over 3 connections (3, 2 and 2 calls at a time): with
+	// every answer held 20 ms, the server sees all 7 at once.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var inFlight, most int
+	answer := &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}
+	s := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		var req healthpb.HealthCheckRequest
+		if err := stream.RecvMsg(&req); err != nil {
+			return err
+		}
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return stream.SendMsg(answer)
+	}))
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	rep, err := rawLoad(t, lis.Addr().String(), "", &healthpb.HealthCheckRequest{}, 3, 7, 70, proto.Size(answer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK != 70 {
+		t.Fatalf("70 calls: %d OK, errors %v", rep.OK, rep.ErrorKinds)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most != 7 {
+		t.Errorf("at most %d calls in flight, want the 7 callers'", most)
+	}
+}
