@@ -219,10 +219,23 @@ func build[T, K, F any](r *Resource[T, K, F], built time.Time, chunks [][]entry[
 // `after`, and the id to continue after ("" on the last page). With a
 // group, only that group's positions are scanned; a nil match takes every
 // item.
+//
+// An unfiltered page is a run of the snapshot's own items, and is returned
+// as that run, not copied: the snapshot is immutable and the page is only
+// read (marshalled). Its capacity ends with the page, so an append to it
+// cannot write into the snapshot. The copy was the cached page's one
+// allocation proportional to its size (bench/RESULTS.md, section 6).
 func (s *Snapshot[T, K]) page(match func(keys *K) bool, group, after string, size int) (page []T, next string) {
 	start, found := slices.BinarySearch(s.ids, after)
 	if found {
 		start++
+	}
+	if match == nil && group == "" && size > 0 {
+		end := start + min(size, len(s.ids)-start)
+		if end < len(s.ids) {
+			next = s.ids[end-1]
+		}
+		return s.wire[start:end:end], next
 	}
 	var candidates []int32
 	n := len(s.ids) - start
