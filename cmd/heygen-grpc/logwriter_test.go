@@ -2,11 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // writeCounter records each write the log makes, as a file would.
@@ -78,5 +85,53 @@ func TestLogOutputBatchesInfoAndWritesWarnAtOnce(t *testing.T) {
 	log.Info("after close")
 	if _, text := w.state(); !strings.Contains(text, "after close") {
 		t.Fatal("a line logged after Close was not written at once")
+	}
+}
+
+// TestServingLineIsWrittenBeforeTheFirstAnswer: info lines wait in the
+// log's buffer, but not the serving line. Whoever gets the first answer
+// (a readiness probe, an operator with grpcurl) finds it in the log
+// already: the line is written out before the server accepts a call.
+func TestServingLineIsWrittenBeforeTheFirstAnswer(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &writeCounter{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-demo", "-addr", addr}, env(nil), io.Discard, logs) }()
+
+	// As soon as the port takes connections, ask for health, on a
+	// connection that is already open.
+	var conn net.Conn
+	for deadline := time.Now().Add(10 * time.Second); conn == nil; {
+		if conn, err = net.Dial("tcp", addr); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("the server did not listen on %s: %v", addr, err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) { return conn, nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cc.Close() }()
+	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+	defer ccancel()
+	if _, err := healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, text := logs.state(); !strings.Contains(text, `"msg":"serving heygen.v1.AvatarsService"`) {
+		t.Fatalf("the first call was answered before the serving line was written; the log so far:\n%s", text)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

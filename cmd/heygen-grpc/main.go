@@ -287,12 +287,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		go certFiles.Run(bg, cfg.reloadInterval)
 	}
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(lis) }()
+	// The serving line is written out (not left in the log's buffer)
+	// before the first call is accepted: whoever sees an answer, a
+	// readiness probe or an operator, finds the line in the log. The
+	// listener is bound already; a connection made meanwhile waits in its
+	// backlog.
 	log.Info("serving heygen.v1.AvatarsService", "addr", lis.Addr().String(), "demo", cfg.demo,
 		"reflection", cfg.reflection, "catalogue", cfg.catalogue, "tls", cfg.tlsCert != "", "mtls", cfg.tlsClientCA != "",
 		"caller_auth", auth != nil, "tracing", cfg.otlpEndpoint != "", "heygen_base_url", baseURL,
 		"gc_heap_floor_mib", heapFloorInEffect(cfg.heapFloorMiB, gogc))
+	_ = logOut.Flush()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(lis) }()
 
 	select {
 	case err := <-serveErr:
