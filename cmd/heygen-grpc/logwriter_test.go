@@ -18,15 +18,17 @@ import (
 
 // writeCounter records each write the log makes, as a file would.
 type writeCounter struct {
-	mu     sync.Mutex
-	writes int
-	buf    bytes.Buffer
+	mu      sync.Mutex
+	writes  int
+	largest int // the largest write
+	buf     bytes.Buffer
 }
 
 func (w *writeCounter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.writes++
+	w.largest = max(w.largest, len(p))
 	return w.buf.Write(p)
 }
 
@@ -85,6 +87,37 @@ func TestLogOutputBatchesInfoAndWritesWarnAtOnce(t *testing.T) {
 	log.Info("after close")
 	if _, text := w.state(); !strings.Contains(text, "after close") {
 		t.Fatal("a line logged after Close was not written at once")
+	}
+}
+
+// TestLogWritesFitInHalfAPipe: 2 MB of info lines reach the output in
+// writes of at most 32 KiB, half of a Linux pipe's default capacity, so
+// that a flush into a container's output pipe does not wait for the
+// runtime to drain it while every call that logs waits for the flush
+// (logwriter.go).
+func TestLogWritesFitInHalfAPipe(t *testing.T) {
+	w := &writeCounter{}
+	out := newLogOutput(w)
+	log := newLogger(&config{logFormat: "json", logLevel: slog.LevelInfo}, out)
+	pad := strings.Repeat("x", 200)
+	for i := range 10000 {
+		log.Info("finished call", "n", i, "pad", pad)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	writes, text := w.state()
+	if n := strings.Count(text, "finished call"); n != 10000 {
+		t.Fatalf("%d of 10000 lines written", n)
+	}
+	w.mu.Lock()
+	largest := w.largest
+	w.mu.Unlock()
+	if largest > 32<<10 {
+		t.Fatalf("a write of %d bytes: want at most 32 KiB, half a pipe", largest)
+	}
+	if want := len(text) / (32 << 10); writes > 2*want+2 {
+		t.Fatalf("%d writes for %d bytes: want them batched, about %d", writes, len(text), want)
 	}
 }
 
