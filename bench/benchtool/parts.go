@@ -70,7 +70,7 @@ func (r *runner) cpuConfig(config string) error {
 	if err := waitHealth(refAddr, "", time.Minute, ref); err != nil {
 		return err
 	}
-	line := strings.TrimSpace(ref.tail())
+	line := strings.TrimSpace(ref.waitLog("bareserver:", 5*time.Second))
 	if i := strings.Index(line, "bareserver:"); i >= 0 {
 		line = line[i:]
 	}
@@ -96,6 +96,19 @@ func (r *runner) cpuConfig(config string) error {
 		}
 		servers[noHeapFloor] = cpuServer{noFloor.addr, noFloor.pid()}
 	}
+	// In production, a second gateway whose log is written straight to a
+	// file, measured against the first (whose log goes into a pipe, as a
+	// container's does) on GetAvatar in every round.
+	var fileLog *gateway
+	if config == "production" {
+		if fileLog, err = r.startGatewayLogging("gw-production-logfile", config, f, true); err != nil {
+			return err
+		}
+		if err := waitHealth(fileLog.addr, "heygen-grpc.catalogue", 2*time.Minute, fileLog.proc); err != nil {
+			return err
+		}
+		servers[logToFile] = cpuServer{fileLog.addr, fileLog.pid()}
+	}
 	cpuLoad := loadShape{callers: r.o.concurrency, connections: r.o.connections}
 	for round := 1; round <= r.o.rounds; round++ {
 		for _, rpc := range rpcs {
@@ -112,6 +125,13 @@ func (r *runner) cpuConfig(config string) error {
 			}
 			r.res.HeapFloor = append(r.res.HeapFloor, runs...)
 		}
+		if fileLog != nil {
+			runs, err := r.interleaved(config, "get", "GetAvatar", round, "gateway", logToFile, servers, avatarID, gw.token, cpuLoad)
+			if err != nil {
+				return err
+			}
+			r.res.LogFile = append(r.res.LogFile, runs...)
+		}
 		// Throughput: ListAvatars with enough callers in flight that the
 		// server, not the round trip, sets the pace.
 		runs, err := r.interleaved(config, "list", "ListAvatars (throughput)", round, "gateway", "reference", servers, avatarID, gw.token,
@@ -126,6 +146,9 @@ func (r *runner) cpuConfig(config string) error {
 
 // noHeapFloor names the gateway run with -gc-heap-floor-mib 0.
 const noHeapFloor = "gateway, no heap floor"
+
+// logToFile names the gateway run with its log written straight to a file.
+const logToFile = "gateway, log to a file"
 
 // cpuServer is a server of the CPU part.
 type cpuServer struct {

@@ -52,30 +52,80 @@ type proc struct {
 type procs struct {
 	mu  sync.Mutex
 	all []*proc
+	// collector is the command prefix of each process's log collector
+	// (the client placement; see start).
+	collector []string
 }
 
 // start runs prefix+argv with env (nil: a clean environment with PATH and
-// HOME only), stdout and stderr to dir/name.log, working directory dir.
+// HOME only), working directory dir. Its stdout and stderr are a pipe that
+// a collector process (cat, on the client CPU) copies to dir/name.log, as
+// a container runtime collects a container's output: the process pays for
+// writing its log into a pipe, and the file system's cost of storing it
+// falls on the collector, off the CPU under test. What a log written
+// straight to a file costs the gateway instead is measured in every run
+// (startLogging; logToFile in the CPU part).
 func (ps *procs) start(dir, name string, prefix, argv, env []string) (*proc, error) {
+	return ps.startLogging(dir, name, prefix, argv, env, false)
+}
+
+// startLogging is start, with the process's output written straight to
+// dir/name.log when toFile is set: the file system's cost of the log then
+// falls on the process itself.
+func (ps *procs) startLogging(dir, name string, prefix, argv, env []string, toFile bool) (*proc, error) {
 	args := append(append([]string{}, prefix...), argv...)
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
+	if toFile {
+		return ps.started(name, args, dir, env, logPath, f, f, nil)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	cargs := append(append([]string{}, ps.collector...), "cat")
+	collector := exec.CommandContext(context.Background(), cargs[0], cargs[1:]...) //nolint:gosec // G204: cat, placed
+	collector.Stdin, collector.Stdout, collector.Stderr = pr, f, f
+	collector.Env = []string{"PATH=/usr/bin:/bin"}
+	if err := collector.Start(); err != nil {
+		_, _, _ = pr.Close(), pw.Close(), f.Close()
+		return nil, fmt.Errorf("start the log collector of %s: %w", name, err)
+	}
+	_ = pr.Close() // the collector holds it
+	return ps.started(name, args, dir, env, logPath, pw, f, collector)
+}
+
+// started starts the process with out as its stdout and stderr, closes
+// out (the process holds it), and when the process has ended waits for
+// its collector (nil: none) and closes the log file f.
+func (ps *procs) started(name string, args []string, dir string, env []string, logPath string, out, f *os.File, collector *exec.Cmd) (*proc, error) {
 	cmd := exec.CommandContext(context.Background(), args[0], args[1:]...) //nolint:gosec // G204: the benchmark's own binaries
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + dir}, env...)
 	// Its own process group, so Ctrl-C reaches the run, which stops it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	if out != f {
+		_ = out.Close() // the pipe's end, which the process holds: its end is the collector's EOF
+	}
+	if err != nil {
+		if collector != nil {
+			_ = collector.Wait()
+		}
 		_ = f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		if collector != nil {
+			_ = collector.Wait() // the log is complete once the collector has written the last of it
+		}
 		_ = f.Close()
 		close(p.done)
 	}()
@@ -83,6 +133,19 @@ func (ps *procs) start(dir, name string, prefix, argv, env []string) (*proc, err
 	ps.all = append(ps.all, p)
 	ps.mu.Unlock()
 	return p, nil
+}
+
+// waitLog waits up to timeout for text in the process's log: the
+// collector writes what the process printed a moment later.
+func (p *proc) waitLog(text string, timeout time.Duration) string {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(p.log)
+		if strings.Contains(string(b), text) || time.Now().After(deadline) {
+			return p.tail()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // pid is the process's id (taskset execs the program, keeping its pid).

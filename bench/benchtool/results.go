@@ -9,6 +9,10 @@ type Results struct {
 	// HeapFloor: GetAvatar on the demo gateway against the same gateway
 	// without the heap floor, interleaved, in every round of the CPU part.
 	HeapFloor []CPURun `json:"heap_floor,omitempty"`
+	// LogFile: GetAvatar on the production gateway (its log into a pipe)
+	// against the same gateway with its log written straight to a file,
+	// interleaved, in every round of the CPU part.
+	LogFile []CPURun `json:"log_file,omitempty"`
 	// Throughput: cached ListAvatars on the gateway and the reference,
 	// interleaved, with throughputCallers in flight, in every round of
 	// the CPU part.

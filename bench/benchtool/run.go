@@ -95,7 +95,10 @@ type runner struct {
 	bin   string
 	place placement
 	ps    procs
-	res   *Results
+	// token is the bench caller's bearer token in the production
+	// configuration, tokenHash its callers-file hash.
+	token, tokenHash string
+	res              *Results
 }
 
 func run(o options) (err error) {
@@ -111,6 +114,7 @@ func run(o options) (err error) {
 		return err
 	}
 	r := &runner{o: o, repo: repo, tmp: tmp, bin: filepath.Join(tmp, "bin"), place: newPlacement(), res: &Results{}}
+	r.ps.collector = r.place.client
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -281,6 +285,12 @@ type gateway struct {
 // -demo with every default; "production" runs against f with JSON logs at
 // info (the default), metrics on and a callers file with a bearer token.
 func (r *runner) startGateway(name, config string, f *fake, extra ...string) (*gateway, error) {
+	return r.startGatewayLogging(name, config, f, false, extra...)
+}
+
+// startGatewayLogging is startGateway, with the gateway's log written
+// straight to a file when toFile is set (procs.startLogging).
+func (r *runner) startGatewayLogging(name, config string, f *fake, toFile bool, extra ...string) (*gateway, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -295,10 +305,12 @@ func (r *runner) startGateway(name, config string, f *fake, extra ...string) (*g
 		if g.metrics, err = freeAddr(); err != nil {
 			return nil, err
 		}
-		token, hash, err := server.NewToken()
-		if err != nil {
-			return nil, err
+		if r.token == "" { // one caller, one token, for every gateway of the run
+			if r.token, r.tokenHash, err = server.NewToken(); err != nil {
+				return nil, err
+			}
 		}
+		token, hash := r.token, r.tokenHash
 		callers := filepath.Join(r.tmp, name+".callers")
 		if err := os.WriteFile(callers, []byte("bench: "+hash+"\n"), 0o600); err != nil {
 			return nil, err
@@ -311,7 +323,7 @@ func (r *runner) startGateway(name, config string, f *fake, extra ...string) (*g
 	}
 	argv = append(argv, extra...)
 	g.start = time.Now()
-	if g.proc, err = r.ps.start(r.tmp, name, r.place.server, argv, env); err != nil {
+	if g.proc, err = r.ps.startLogging(r.tmp, name, r.place.server, argv, env, toFile); err != nil {
 		return nil, err
 	}
 	return g, nil
