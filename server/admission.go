@@ -314,7 +314,7 @@ func (a *admission) admit(ctx context.Context, info *tap.Info) (context.Context,
 	case isOpenCall(st, method):
 		st.counter, limit, what = &a.open, maxOpenStreams, "open streams"
 	default:
-		caller, err := a.auth.authenticate(ctx)
+		caller, err := a.auth.authenticate(ctx, info.Header)
 		if err != nil {
 			a.refused(ctx, method, "unauthenticated", "the stream's credentials were refused", 0, nil)
 			return nil, statusOf(err).Err()

@@ -226,12 +226,15 @@ type Authenticator struct {
 	CertIdentity bool
 }
 
-func (a *Authenticator) authenticate(ctx context.Context) (string, error) {
+// authenticate names the caller of a call: header is the call's incoming
+// metadata when the caller has it at hand (the tap's tap.Info.Header),
+// nil to read it from ctx.
+func (a *Authenticator) authenticate(ctx context.Context, header metadata.MD) (string, error) {
 	if a == nil {
 		return AnonymousCaller, nil
 	}
 	if a.Tokens != nil {
-		token, err := bearerToken(ctx)
+		token, err := bearerToken(ctx, header)
 		if err != nil {
 			return "", err
 		}
@@ -256,9 +259,16 @@ func (a *Authenticator) authenticate(ctx context.Context) (string, error) {
 	return AnonymousCaller, nil
 }
 
-func bearerToken(ctx context.Context) (string, error) {
-	// Only the one key: FromIncomingContext would copy all the metadata.
-	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
+func bearerToken(ctx context.Context, header metadata.MD) (string, error) {
+	// From the tap's header the value is read in place (grpc-go's keys are
+	// lower case); from ctx, only the one key: FromIncomingContext would
+	// copy all the metadata.
+	var vals []string
+	if header != nil {
+		vals = header["authorization"]
+	} else {
+		vals = metadata.ValueFromIncomingContext(ctx, "authorization")
+	}
 	if len(vals) == 0 {
 		return "", &authError{msg: "missing credentials: send `authorization: Bearer <token>` metadata"}
 	}

@@ -78,7 +78,7 @@ func TestConnectionRemembersItsToken(t *testing.T) {
 		t.Helper()
 		ctx := peer.NewContext(metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+token)), &peer.Peer{Addr: addr})
 		compared = 0
-		return auth.authenticate(ctx)
+		return auth.authenticate(ctx, nil)
 	}
 	steps := []struct {
 		what     string

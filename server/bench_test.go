@@ -256,6 +256,9 @@ type chainBench struct {
 	srv   *Server
 	unary grpc.UnaryServerInterceptor
 	info  map[string]*grpc.UnaryServerInfo
+	// header is the incoming metadata of the context headerOf.
+	headerOf context.Context
+	header   metadata.MD
 }
 
 func newChainBench(tb testing.TB, w *benchWorld, cfg benchConfig) *chainBench {
@@ -294,7 +297,13 @@ func (cb *chainBench) call(base context.Context, method string, info *grpc.Unary
 	defer cancel() // the stream ends
 	ctx = grpc.NewContextWithServerTransportStream(ctx, &benchStream{method: method})
 	l := cb.srv.layers
-	ctx, err := l.adm.admit(ctx, &tap.Info{FullMethodName: method})
+	// grpc-go gives the tap the incoming metadata it put in the context
+	// (the same map; copied here once per base context, not per call).
+	if cb.headerOf != base {
+		cb.headerOf = base
+		cb.header, _ = metadata.FromIncomingContext(base)
+	}
+	ctx, err := l.adm.admit(ctx, &tap.Info{FullMethodName: method, Header: cb.header})
 	if err != nil {
 		return err
 	}

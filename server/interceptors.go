@@ -333,7 +333,7 @@ func (g *guard) admit(ctx context.Context, st *callState) error {
 	caller := st.who()
 	if caller == "" {
 		var err error
-		if caller, err = g.auth.authenticate(ctx); err != nil {
+		if caller, err = g.auth.authenticate(ctx, nil); err != nil {
 			return err
 		}
 		if st != nil {
