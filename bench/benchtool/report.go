@@ -428,7 +428,7 @@ func throughputText(b *strings.Builder, r *Results) {
 		return
 	}
 	fmt.Fprintf(b, "**Throughput** (cached ListAvatars, page_size %d, in every round: the gateway and the reference interleaved as above, "+
-		"%d calls each in %d segments of a few seconds, by %d callers on %d connections of grpcload's raw HTTP/2 client (pre-encoded frames, "+
+		"%d calls each in %d segments, by %d callers on %d connections of grpcload's raw HTTP/2 client (pre-encoded frames, "+
 		"a few µs of client CPU a call, where a grpc-go client costs about what the server does), so that each server always has calls waiting "+
 		"and its own CPU, not the round trip or the client, sets the pace; a server counts as the bottleneck when it used at least %.1f of its core, "+
 		"median over the rounds):\n\n",

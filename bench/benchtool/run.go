@@ -69,12 +69,15 @@ var callsPerRun = map[string]int{"list": 30000, "get": 50000, "voices": 30000, "
 
 // throughputScale multiplies callsPerRun["list"] for the throughput
 // measurement, and throughputSegments are its segments per server (A B
-// B A): a few seconds each, so that the start and end of a segment
-// (callers starting, the last calls draining) weigh little in its calls
-// per second and its server's use of its core.
+// B A ...): 20,000 calls each, most of a second, so that the start and
+// end of a segment (callers starting, the last calls draining) weigh
+// little in its calls per second and its server's use of its core, and
+// short enough that a slow spell of this shared machine falls on both
+// servers. With two segments of 60,000, one run's production rounds
+// ranged 0.63-1.05 for the same two binaries (bench/RESULTS.md notes).
 const (
 	throughputScale    = 4
-	throughputSegments = 2
+	throughputSegments = 6
 )
 
 // cpuSegments is the number of segments a CPU measurement's calls to each
