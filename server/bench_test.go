@@ -363,16 +363,7 @@ func BenchmarkChain(b *testing.B) {
 	for _, cfg := range benchConfigs {
 		b.Run(cfg.name, func(b *testing.B) {
 			cb := newChainBench(b, w, cfg)
-			md := metadata.MD{}
-			if cfg.tokens {
-				md.Set("authorization", "Bearer "+benchToken)
-			}
-			// As grpc-go's stream context: metadata, the peer (its address
-			// as the gateway's listener gives it), the caller's deadline
-			// (grpcload and mesh probes send one).
-			base := peer.NewContext(metadata.NewIncomingContext(context.Background(), md),
-				&peer.Peer{Addr: newPeerAddr(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}), LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50051}})
-			base, cancel := context.WithTimeout(base, time.Hour)
+			base, cancel := chainBase(cfg)
 			defer cancel()
 			for _, rpc := range benchRPCs {
 				b.Run(rpc.name, func(b *testing.B) {
@@ -400,6 +391,20 @@ func BenchmarkChain(b *testing.B) {
 			}
 		})
 	}
+}
+
+// chainBase is a call's context as grpc-go's stream gives it to the
+// gateway: the metadata (the caller's token when cfg has tokens), the
+// peer (its address as the gateway's listener gives it), the caller's
+// deadline (grpcload and mesh probes send one).
+func chainBase(cfg benchConfig) (context.Context, context.CancelFunc) {
+	md := metadata.MD{}
+	if cfg.tokens {
+		md.Set("authorization", "Bearer "+benchToken)
+	}
+	base := peer.NewContext(metadata.NewIncomingContext(context.Background(), md),
+		&peer.Peer{Addr: newPeerAddr(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}), LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50051}})
+	return context.WithTimeout(base, time.Hour)
 }
 
 // prepared is the response the handler of rpc gives, built once.

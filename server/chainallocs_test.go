@@ -2,12 +2,8 @@ package server
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 
 	"github.com/heygen-grpc/heygen-grpc/catalogue"
 )
@@ -38,13 +34,7 @@ func TestChainAllocationsPerCall(t *testing.T) {
 	for _, cfg := range benchConfigs {
 		t.Run(cfg.name, func(t *testing.T) {
 			cb := newChainBench(t, w, cfg)
-			md := metadata.MD{}
-			if cfg.tokens {
-				md.Set("authorization", "Bearer "+benchToken)
-			}
-			base := peer.NewContext(metadata.NewIncomingContext(context.Background(), md),
-				&peer.Peer{Addr: newPeerAddr(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000})})
-			base, cancel := context.WithTimeout(base, time.Hour)
+			base, cancel := chainBase(cfg)
 			defer cancel()
 			meta := catalogue.Meta{Source: catalogue.SourceFresh, Age: 42 * time.Second, HasAge: true}
 			handler := func(ctx context.Context, _ any) (any, error) {
