@@ -186,7 +186,11 @@ func (r *runner) interleaved(config, rpcKey, rpcName string, round int, x, y str
 	if shape.raw {
 		args = append(args, "-raw")
 	}
-	rep, err := r.load(fmt.Sprintf("cpu-%s-%s-%s-r%d", config, rpcKey, strings.ReplaceAll(first+"-"+second, " ", "_"), round), a.addr, rpcKey, a.pid, args...)
+	kind := "cpu"
+	if shape.raw { // the throughput measurement: its own files, kept apart from the CPU one's with -keep
+		kind = "throughput"
+	}
+	rep, err := r.load(fmt.Sprintf("%s-%s-%s-%s-r%d", kind, config, rpcKey, strings.ReplaceAll(first+"-"+second, " ", "_"), round), a.addr, rpcKey, a.pid, args...)
 	if err != nil {
 		return nil, err
 	}
