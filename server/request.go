@@ -120,10 +120,16 @@ type freshnessHeaders struct {
 
 type freshness struct {
 	source catalogue.Source
-	tenths int64  // the age in tenths of a second as written; -1 without an age
-	age    string // "" without an age
+	tenths int64 // the age in tenths of a second as written, or noAge, or unsure
 	md     metadata.MD
 }
+
+// The tenths of a freshness without an age, and of one whose age
+// ageTenths could not round with certainty: it is never reused.
+const (
+	noAge  = -1
+	unsure = -2
+)
 
 // header returns the freshness headers of an answer with meta m. The age
 // is written as strconv.AppendFloat writes its seconds to one decimal; the
@@ -132,21 +138,20 @@ type freshness struct {
 // float formatting was 6% of the gateway's machinery per call
 // (BenchmarkChain).
 func (f *freshnessHeaders) header(m catalogue.Meta) metadata.MD {
-	tenths := int64(-1)
+	tenths := int64(noAge)
 	if m.HasAge {
-		var ok bool
-		if tenths, ok = ageTenths(m.Age); !ok {
-			tenths = -2 // formatted below, and never matched
+		tenths = unsure
+		if t, ok := ageTenths(m.Age); ok {
+			tenths = t
 		}
 	}
-	if last := f.last.Load(); last != nil && last.source == m.Source && last.tenths == tenths && tenths != -2 {
+	if last := f.last.Load(); tenths != unsure && last != nil && last.source == m.Source && last.tenths == tenths {
 		return last.md
 	}
 	h := &freshness{source: m.Source, tenths: tenths, md: metadata.MD{HeaderSource: {string(m.Source)}}}
 	if m.HasAge {
 		var buf [24]byte
-		h.age = string(strconv.AppendFloat(buf[:0], m.Age.Seconds(), 'f', 1, 64))
-		h.md[HeaderCatalogueAgeS] = []string{h.age}
+		h.md[HeaderCatalogueAgeS] = []string{string(strconv.AppendFloat(buf[:0], m.Age.Seconds(), 'f', 1, 64))}
 	}
 	f.last.Store(h)
 	return h.md
