@@ -400,7 +400,7 @@ func cpuSection(b *strings.Builder, r *Results) {
 			f2(median(cores(c.gw)))+" / "+f2(median(cores(c.ref))))
 	}
 	w("%s\n", t)
-	heapFloorText(b, r)
+	sameGatewayText(b, r)
 	throughputText(b, r)
 	d := &table{head: []string{"Config", "RPC", "Round", "Server", "First segment", "Calls", "Errors", "Calls/s", "p50 ms", "p99 ms", "Server CPU s", "µs/call",
 		"Client CPU s", "Other CPU (cores)"}}
@@ -451,10 +451,10 @@ func clientCores(runs []CPURun) []float64 {
 	return v
 }
 
-// heapFloorText reports the demo gateway's GetAvatar against the same
-// gateway without the heap floor, and the production gateway's against
-// the same gateway with its log written straight to a file.
-func heapFloorText(b *strings.Builder, r *Results) {
+// sameGatewayText reports the gateway against itself with one thing
+// changed: the demo gateway's GetAvatar without the heap floor, and the
+// production gateway's with its log written straight to a file.
+func sameGatewayText(b *strings.Builder, r *Results) {
 	if with, without, ratios := pairedRounds(r.HeapFloor); len(ratios) > 0 {
 		fmt.Fprintf(b, "**The heap floor** (demo, GetAvatar, in every round: the gateway against the same gateway started with "+
 			"`-gc-heap-floor-mib 0`, interleaved as above): %s µs per call with the default 64 MiB floor (%s), %s µs without it (%s); "+
